@@ -1,0 +1,332 @@
+//! Command line: parse, validate what the user typed (exit 2 naming the bad value), then
+//! build the expensive objects and hand the finished report to a sink.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::live::{self, Progress, ScanOptions, prober::ProbeConfig};
+use crate::replay;
+use crate::report::{self, ScanReport, text::TextOptions};
+use crate::targets::{self, SystemResolver};
+
+const AFTER_HELP: &str = "\
+Every verdict comes with the packets that decided it:
+  open      ← SYN/ACK: the handshake completed (RFC 9293 §3.5)
+  closed    ← RST from the target's own TCP stack (RFC 9293 §3.10.7.1)
+  filtered  nothing, an ICMP error, or a RST forged by a firewall or a router
+
+Examples:
+  synack scan 198.18.2.1 -p 22,80,81-90        (root: packet traces)
+  synack scan 127.0.0.1 -p- --json             (full range, JSON Lines)
+  synack scan 198.18.2.1 -w scan.pcap          (also save the packets)
+  synack replay capture.pcapng                 (verdicts from a capture file)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "synack",
+    version,
+    about = "TCP connect scans with packet-traced verdicts",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan TCP ports with connect() while capturing the packets that decide each port.
+    Scan(ScanArgs),
+    /// Rebuild verdicts from pcap / pcapng captures (made by synack, nmap, tcpdump, …).
+    Replay(ReplayArgs),
+    /// Hold a namespace test lab (scanner, router, target) until stdin closes (for scripts).
+    #[command(hide = true)]
+    Lab {
+        /// A tag for the namespace names.
+        #[arg(default_value = "serve")]
+        tag: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// JSON Lines on stdout: one object per port, then a summary object.
+    #[arg(long)]
+    pub json: bool,
+    /// List every port (otherwise large groups of closed/filtered ports are summarised).
+    #[arg(long = "all")]
+    pub show_all: bool,
+    /// Plain ASCII arrows (-> <-) instead of Unicode (→ ←).
+    #[arg(long)]
+    pub ascii: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Targets: IPv4/IPv6 addresses, hostnames, CIDR blocks (198.18.2.0/30).
+    #[arg(required = true, value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Ports in nmap syntax: 22,80  1-1024  -100  60000-  or - for all (-p-).
+    /// Default: nmap's 100 most common ports.
+    #[arg(
+        short = 'p',
+        long = "ports",
+        value_name = "PORTS",
+        allow_hyphen_values = true
+    )]
+    pub ports: Option<String>,
+    /// Per-attempt timeout, e.g. 500ms or 2s. Default: adapted to the measured round trip
+    /// (srtt + 4·rttvar, 100ms to 10s; 1s before the first answer).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Further attempts (from a new source port) after an unanswered one.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub retries: u32,
+    /// Connection attempts in flight at most.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub parallelism: u32,
+    /// Connection attempts started per second at most.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
+    pub max_rate: Option<f64>,
+    /// DSCP to mark SYNs with (0-63); its reflection tells the target's stack from a
+    /// firewall. Default 10 (AF11).
+    #[arg(long, value_name = "DSCP", default_value_t = live::DEFAULT_DSCP, value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub dscp: u8,
+    /// Do not mark SYNs with a DSCP.
+    #[arg(long)]
+    pub no_dscp: bool,
+    /// Do not capture: verdicts from connect() alone, as nmap -sT.
+    #[arg(long)]
+    pub no_capture: bool,
+    /// Also write every captured frame to this pcap file.
+    #[arg(short = 'w', long = "write", value_name = "FILE.pcap")]
+    pub write: Option<PathBuf>,
+    /// How long the capture goes on after the last attempt, for late answers.
+    #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
+    pub grace: Duration,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Capture files (pcap or pcapng).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 2s, 1.5s)"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use ms, s or m)")),
+    };
+    if !secs.is_finite() || secs <= 0.0 || secs > 3600.0 {
+        return Err(format!(
+            "'{s}' is out of range (more than 0, at most 1 hour)"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(format!("'{s}' must be more than 0"));
+    }
+    Ok(v)
+}
+
+/// Exit codes: 0 success, 1 runtime failure, 2 bad input, 130 interrupted.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Replay(args) => run_replay(args),
+        Command::Lab { tag } => match crate::lab::serve(&tag) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("synack lab: {e}");
+                1
+            }
+        },
+    }
+}
+
+fn error(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("synack: {msg}");
+    2
+}
+
+fn run_scan(args: ScanArgs) -> i32 {
+    let ports = match &args.ports {
+        Some(spec) => match targets::parse_ports(spec) {
+            Ok(p) => p,
+            Err(e) => return error(e),
+        },
+        None => targets::DEFAULT_PORTS.to_vec(),
+    };
+    let targets = match targets::parse_targets(&args.targets, &SystemResolver) {
+        Ok(t) => t,
+        Err(e) => return error(e),
+    };
+    if args.write.is_some() && args.no_capture {
+        return error("-w needs the capture; it cannot go with --no-capture");
+    }
+    let opts = ScanOptions {
+        probe: ProbeConfig {
+            targets: Vec::new(),
+            ports,
+            timeout: args.timeout,
+            retries: args.retries,
+            parallelism: args.parallelism as usize,
+            max_rate: args.max_rate,
+            dscp: (!args.no_dscp).then_some(args.dscp),
+        },
+        capture: !args.no_capture,
+        write: args.write.clone(),
+        grace: args.grace,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone());
+    let show_progress = io::stderr().is_terminal();
+    let mut progress_shown = false;
+    let mut on_progress = |p: &Progress| {
+        if show_progress && p.elapsed >= Duration::from_secs(1) {
+            progress_shown = true;
+            let rate = p.ports_done as f64 / p.elapsed.as_secs_f64().max(0.001);
+            let left = (p.ports_total - p.ports_done) as f64 / rate.max(1.0);
+            eprint!(
+                "\r\x1b[K{}/{} ports · {} open · {:.0} ports/s · ~{:.0}s left",
+                p.ports_done, p.ports_total, p.open, rate, left
+            );
+        }
+    };
+    let result = live::scan(&targets, &opts, stop.clone(), &mut on_progress);
+    if progress_shown {
+        eprint!("\r\x1b[K");
+    }
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("synack: {e}");
+            return match e {
+                live::ScanError::WriteNeedsCapture(_) | live::ScanError::MixedLinkTypes(_) => 2,
+                _ => 1,
+            };
+        }
+    };
+    let code = emit(&report, &args.output);
+    if report.interrupted { 130 } else { code }
+}
+
+fn run_replay(args: ReplayArgs) -> i32 {
+    match replay::replay_files(&args.files) {
+        Ok(report) => emit(&report, &args.output),
+        Err(e) => error(e),
+    }
+}
+
+/// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
+fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
+    for w in &report.warnings {
+        eprintln!("synack: warning: {w}");
+    }
+    let stdout = io::stdout();
+    let mut lock = io::BufWriter::new(stdout.lock());
+    let result = if out.json {
+        report::json::write(&mut lock, report)
+    } else {
+        let opts = TextOptions {
+            unicode: !out.ascii,
+            show_all: out.show_all,
+            ..TextOptions::default()
+        };
+        report::text::write(&mut lock, report, &opts)
+    };
+    match result.and_then(|_| lock.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("synack: writing output: {e}");
+            1
+        }
+    }
+}
+
+/// Ctrl-C: the first sets `stop` (the scan ends with what it found), the second exits.
+/// SIGINT is blocked in every thread and taken by a dedicated thread with sigwait, so no
+/// code runs in signal context.
+fn install_interrupt(stop: Arc<AtomicBool>) {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only
+    // changes this thread's mask (inherited by threads spawned after it).
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            loop {
+                let mut sig: libc::c_int = 0;
+                // SAFETY: set is a valid signal set; sig is valid for writes.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    return;
+                }
+                if stop.swap(true, Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+                eprintln!("\nsynack: interrupted, finishing with the results so far (Ctrl-C again to quit)");
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").unwrap_err().contains("'0s'"));
+        assert!(parse_duration("abc").unwrap_err().contains("'abc'"));
+        assert!(parse_duration("5h").unwrap_err().contains("unit 'h'"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("NaNs").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,619 @@
+//! Link frame → typed observation: a TCP segment or an ICMP/ICMPv6 error quoting one.
+//!
+//! Pure and allocation-free: it runs once per captured packet, live and in replay. The
+//! parsing itself is etherparse's (lax slicing, so a packet cut by the snap length still
+//! yields what it holds); this module only picks out the fields the verdicts need.
+//! Checksums are never verified: senders with checksum offload show "incorrect" TCP
+//! checksums in captures of their own packets.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::frame::{Frame, LinkType};
+
+/// TCP flags, the low byte of the flags field (CWR..FIN).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+    pub fn syn(self) -> bool {
+        self.has(Self::SYN)
+    }
+    pub fn ack(self) -> bool {
+        self.has(Self::ACK)
+    }
+    pub fn rst(self) -> bool {
+        self.has(Self::RST)
+    }
+    pub fn fin(self) -> bool {
+        self.has(Self::FIN)
+    }
+    /// A connection request: SYN without ACK (RFC 9293 §3.5).
+    pub fn is_syn_only(self) -> bool {
+        self.syn() && !self.ack() && !self.rst()
+    }
+    pub fn is_syn_ack(self) -> bool {
+        self.syn() && self.ack() && !self.rst()
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    /// Wireshark-like names: the defining flag first, ACK last ("SYN/ACK", "RST/ACK",
+    /// "FIN/PSH/ACK"); "none" for a segment without flags.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ORDER: [(u8, &str); 8] = [
+            (TcpFlags::SYN, "SYN"),
+            (TcpFlags::FIN, "FIN"),
+            (TcpFlags::RST, "RST"),
+            (TcpFlags::PSH, "PSH"),
+            (TcpFlags::URG, "URG"),
+            (TcpFlags::ECE, "ECE"),
+            (TcpFlags::CWR, "CWR"),
+            (TcpFlags::ACK, "ACK"),
+        ];
+        let mut first = true;
+        for (bit, name) in ORDER {
+            if self.has(bit) {
+                if !first {
+                    f.write_str("/")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// Network-layer facts about a packet, used as evidence of who sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpMeta {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 TTL or IPv6 hop limit, as received.
+    pub ttl: u8,
+    /// Differentiated Services code point (6 bits).
+    pub dscp: u8,
+    /// IPv4 identification; None for IPv6.
+    pub ip_id: Option<u16>,
+    /// IPv6 flow label (20 bits); None for IPv4.
+    pub flow_label: Option<u32>,
+}
+
+/// The TCP options a SYN or SYN/ACK typically carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpOpts {
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamps: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegment {
+    pub ip: IpMeta,
+    pub sport: u16,
+    pub dport: u16,
+    pub flags: TcpFlags,
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    pub opts: TcpOpts,
+    pub payload_len: u32,
+}
+
+/// An ICMP or ICMPv6 error message type and code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpKind {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+}
+
+impl IcmpKind {
+    /// True for the message types that quote the offending packet (RFC 792, RFC 4443 §3).
+    fn is_error(v6: bool, icmp_type: u8) -> bool {
+        if v6 {
+            (1..=4).contains(&icmp_type)
+        } else {
+            matches!(icmp_type, 3 | 4 | 5 | 11 | 12)
+        }
+    }
+
+    /// The short name synack (and nmap, where it has one) uses as a reason.
+    pub fn name(self) -> &'static str {
+        match (self.v6, self.icmp_type, self.code) {
+            (false, 3, 0) => "net-unreach",
+            (false, 3, 1) => "host-unreach",
+            (false, 3, 2) => "proto-unreach",
+            (false, 3, 3) => "port-unreach",
+            (false, 3, 4) => "frag-needed",
+            (false, 3, 5) => "source-route-failed",
+            (false, 3, 6) => "net-unknown",
+            (false, 3, 7) => "host-unknown",
+            (false, 3, 8) => "host-isolated",
+            (false, 3, 9) => "net-prohibited",
+            (false, 3, 10) => "host-prohibited",
+            (false, 3, 11) => "net-tos-unreach",
+            (false, 3, 12) => "host-tos-unreach",
+            (false, 3, 13) => "admin-prohibited",
+            (false, 3, 14) => "host-precedence-violation",
+            (false, 3, 15) => "precedence-cutoff",
+            (false, 3, _) => "unreach",
+            (false, 4, _) => "source-quench",
+            (false, 5, _) => "redirect",
+            (false, 11, _) => "time-exceeded",
+            (false, 12, _) => "param-problem",
+            // RFC 4443 §3.1 codes.
+            (true, 1, 0) => "net-unreach",
+            (true, 1, 1) => "admin-prohibited",
+            (true, 1, 2) => "beyond-scope",
+            (true, 1, 3) => "host-unreach",
+            (true, 1, 4) => "port-unreach",
+            (true, 1, 5) => "failed-policy",
+            (true, 1, 6) => "reject-route",
+            (true, 1, _) => "unreach",
+            (true, 2, _) => "packet-too-big",
+            (true, 3, _) => "time-exceeded",
+            (true, 4, _) => "param-problem",
+            _ => "icmp-error",
+        }
+    }
+
+    /// Whether this error ends a connection attempt. RFC 9293 §3.8.3 (after RFC 1122
+    /// §4.2.3.9) calls most unreachables "soft" errors a TCP should not abort on, but Linux
+    /// does abort a SYN_SENT connection on them, and a firewall sending one means "no":
+    /// for a scan they decide the port. Frag-needed, packet-too-big, redirects, source
+    /// quench and time-exceeded do not say anything about the port.
+    pub fn is_decisive(self) -> bool {
+        match (self.v6, self.icmp_type, self.code) {
+            (false, 3, 4) => false,
+            (false, 3, _) => true,
+            (true, 1, _) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for IcmpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            if self.v6 { "ICMPv6" } else { "ICMP" },
+            self.name()
+        )
+    }
+}
+
+/// The TCP segment an ICMP error quotes: enough to find the attempt it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotedTcp {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The quoted sequence number, when the quote is long enough to hold it.
+    pub seq: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    /// The ICMP packet's own IP header: `src` is the host that sent the error.
+    pub ip: IpMeta,
+    pub kind: IcmpKind,
+    pub quoted: QuotedTcp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observation {
+    Tcp(TcpSegment),
+    Icmp(IcmpError),
+}
+
+/// Why a frame yields no observation. Counted, never fatal: captures hold all sorts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// Not IPv4 or IPv6 (ARP, LLDP, …), or the link header is cut short.
+    NotIp,
+    /// The IP header is malformed or cut short (a header length that lies, say).
+    BadIp,
+    /// IP, but neither TCP nor an ICMP error (UDP, echo, neighbour discovery, …).
+    OtherProtocol,
+    /// A later fragment of a fragmented datagram: no transport header to read.
+    Fragment,
+    /// TCP or ICMP header cut short.
+    Truncated,
+    /// An ICMP error whose quote is not a readable TCP header.
+    IcmpQuoteNotTcp,
+}
+
+impl Skip {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Skip::NotIp => "not IPv4/IPv6",
+            Skip::BadIp => "malformed IP header",
+            Skip::OtherProtocol => "not TCP or an ICMP error",
+            Skip::Fragment => "non-first IP fragment",
+            Skip::Truncated => "TCP/ICMP header cut short",
+            Skip::IcmpQuoteNotTcp => "ICMP error quoting no TCP header",
+        }
+    }
+}
+
+/// Decodes one frame. Never panics, whatever the bytes.
+pub fn decode(frame: &Frame<'_>) -> Result<Observation, Skip> {
+    let packet = slice_link(frame.link, frame.data)?;
+    decode_sliced(&packet)
+}
+
+fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    fn from_ip(ip: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+        LaxSlicedPacket::from_ip(ip).map_err(|_| Skip::BadIp)
+    }
+    match link {
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::NotIp),
+        LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => from_ip(data),
+        // Linux cooked v1: 16-byte header, protocol (an EtherType) in its last two bytes.
+        LinkType::LinuxSll => {
+            let proto = data.get(14..16).ok_or(Skip::NotIp)?;
+            let ether = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
+            Ok(LaxSlicedPacket::from_ether_type(ether, &data[16..]))
+        }
+        // Linux cooked v2: 20-byte header, protocol in its first two bytes. etherparse has
+        // no SLL2 type, so the fixed header is stepped over here.
+        LinkType::LinuxSll2 => {
+            if data.len() < 20 {
+                return Err(Skip::NotIp);
+            }
+            let ether = EtherType(u16::from_be_bytes([data[0], data[1]]));
+            Ok(LaxSlicedPacket::from_ether_type(ether, &data[20..]))
+        }
+        // BSD loopback: a 4-byte address family in the capturing host's byte order (NULL)
+        // or in network order (LOOP). AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30
+        // depending on the BSD. Either way the IP version nibble decides.
+        LinkType::Null | LinkType::Loop => {
+            let ip = data.get(4..).ok_or(Skip::NotIp)?;
+            from_ip(ip)
+        }
+    }
+}
+
+fn ip_meta(net: &LaxNetSlice<'_>) -> Option<IpMeta> {
+    match net {
+        LaxNetSlice::Ipv4(v4) => {
+            let h = v4.header();
+            Some(IpMeta {
+                src: IpAddr::V4(h.source_addr()),
+                dst: IpAddr::V4(h.destination_addr()),
+                ttl: h.ttl(),
+                dscp: h.dcp().value(),
+                ip_id: Some(h.identification()),
+                flow_label: None,
+            })
+        }
+        LaxNetSlice::Ipv6(v6) => {
+            let h = v6.header();
+            Some(IpMeta {
+                src: IpAddr::V6(h.source_addr()),
+                dst: IpAddr::V6(h.destination_addr()),
+                ttl: h.hop_limit(),
+                dscp: h.dscp().value(),
+                ip_id: None,
+                flow_label: Some(h.flow_label().value()),
+            })
+        }
+        LaxNetSlice::Arp(_) => None,
+    }
+}
+
+fn decode_sliced(packet: &LaxSlicedPacket<'_>) -> Result<Observation, Skip> {
+    let net = packet.net.as_ref().ok_or(Skip::NotIp)?;
+    let ip = ip_meta(net).ok_or(Skip::NotIp)?;
+    let payload = packet.ip_payload().ok_or(Skip::BadIp)?;
+    if payload.fragmented && packet.transport.is_none() {
+        return Err(Skip::Fragment);
+    }
+    match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => Ok(Observation::Tcp(TcpSegment {
+            ip,
+            sport: tcp.source_port(),
+            dport: tcp.destination_port(),
+            flags: TcpFlags(tcp.slice()[13]),
+            seq: tcp.sequence_number(),
+            ack: tcp.acknowledgment_number(),
+            window: tcp.window_size(),
+            opts: tcp_opts(tcp.options()),
+            payload_len: tcp.payload().len() as u32,
+        })),
+        Some(TransportSlice::Icmpv4(icmp)) => {
+            icmp_error(ip, false, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+        }
+        Some(TransportSlice::Icmpv6(icmp)) => {
+            icmp_error(ip, true, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+        }
+        Some(_) => Err(Skip::OtherProtocol),
+        None => match payload.ip_number {
+            etherparse::IpNumber::TCP
+            | etherparse::IpNumber::ICMP
+            | etherparse::IpNumber::IPV6_ICMP => Err(Skip::Truncated),
+            _ => Err(Skip::OtherProtocol),
+        },
+    }
+}
+
+fn tcp_opts(options: &[u8]) -> TcpOpts {
+    use etherparse::TcpOptionElement as O;
+    let mut out = TcpOpts::default();
+    for opt in etherparse::TcpOptionsIterator::from_slice(options) {
+        match opt {
+            Ok(O::MaximumSegmentSize(mss)) => out.mss = Some(mss),
+            Ok(O::WindowScale(ws)) => out.wscale = Some(ws),
+            Ok(O::SelectiveAcknowledgementPermitted) => out.sack_permitted = true,
+            Ok(O::Timestamp(_, _)) => out.timestamps = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+fn icmp_error(
+    ip: IpMeta,
+    v6: bool,
+    icmp_type: u8,
+    code: u8,
+    quote: &[u8],
+) -> Result<Observation, Skip> {
+    if !IcmpKind::is_error(v6, icmp_type) {
+        return Err(Skip::OtherProtocol);
+    }
+    let inner = LaxSlicedPacket::from_ip(quote).map_err(|_| Skip::IcmpQuoteNotTcp)?;
+    let inner_net = inner.net.as_ref().ok_or(Skip::IcmpQuoteNotTcp)?;
+    let inner_ip = ip_meta(inner_net).ok_or(Skip::IcmpQuoteNotTcp)?;
+    let inner_payload = inner.ip_payload().ok_or(Skip::IcmpQuoteNotTcp)?;
+    if inner_payload.ip_number != etherparse::IpNumber::TCP || inner_payload.fragmented {
+        return Err(Skip::IcmpQuoteNotTcp);
+    }
+    // RFC 792 guarantees only the first 8 bytes of the offending datagram's payload, which
+    // is shorter than a TCP header, so etherparse's TCP slicer cannot be used here: read
+    // the ports and the sequence number from those 8 bytes directly.
+    let t = inner_payload.payload;
+    if t.len() < 4 {
+        return Err(Skip::IcmpQuoteNotTcp);
+    }
+    let seq = t
+        .get(4..8)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+    Ok(Observation::Icmp(IcmpError {
+        ip,
+        kind: IcmpKind {
+            v6,
+            icmp_type,
+            code,
+        },
+        quoted: QuotedTcp {
+            src: inner_ip.src,
+            dst: inner_ip.dst,
+            sport: u16::from_be_bytes([t[0], t[1]]),
+            dport: u16::from_be_bytes([t[2], t[3]]),
+            seq,
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Timestamp;
+    use crate::testpkt::*;
+
+    fn frame(link: LinkType, data: &[u8]) -> Frame<'_> {
+        Frame {
+            ts: Timestamp(0),
+            link,
+            data,
+            orig_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn syn_ack_over_ethernet() {
+        let bytes = tcp_v4(
+            [198, 18, 2, 1],
+            [198, 18, 1, 1],
+            TcpSpec::new(22, 40000, TcpFlags::SYN | TcpFlags::ACK)
+                .seq(1000)
+                .ack(2001),
+        )
+        .ttl(63)
+        .tos(0x28)
+        .ethernet();
+        let obs = decode(&frame(LinkType::Ethernet, &bytes)).unwrap();
+        let Observation::Tcp(seg) = obs else {
+            panic!("not tcp: {obs:?}")
+        };
+        assert_eq!(seg.sport, 22);
+        assert_eq!(seg.dport, 40000);
+        assert!(seg.flags.is_syn_ack());
+        assert_eq!(seg.flags.to_string(), "SYN/ACK");
+        assert_eq!((seg.seq, seg.ack), (1000, 2001));
+        assert_eq!(seg.ip.ttl, 63);
+        assert_eq!(seg.ip.dscp, 10, "TOS 0x28 is DSCP AF11 (10)");
+        assert_eq!(seg.ip.src, "198.18.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(seg.opts.mss, Some(1460));
+    }
+
+    #[test]
+    fn rst_over_ipv6_has_flow_label() {
+        let bytes = tcp_v6(
+            "2001:db8:2::1",
+            "2001:db8:1::1",
+            TcpSpec::new(81, 40000, TcpFlags::RST | TcpFlags::ACK),
+        )
+        .flow_label(0x12345)
+        .raw();
+        let Observation::Tcp(seg) = decode(&frame(LinkType::RawIp, &bytes)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(seg.flags.to_string(), "RST/ACK");
+        assert_eq!(seg.ip.flow_label, Some(0x12345));
+        assert_eq!(seg.ip.ip_id, None);
+    }
+
+    #[test]
+    fn icmp_port_unreach_quotes_the_syn() {
+        let syn = tcp_v4(
+            [198, 18, 1, 1],
+            [198, 18, 2, 1],
+            TcpSpec::new(40000, 84, TcpFlags::SYN).seq(77),
+        )
+        .raw();
+        let bytes = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 3, 3, &syn[..28]).ethernet();
+        let Observation::Icmp(err) = decode(&frame(LinkType::Ethernet, &bytes)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(err.kind.name(), "port-unreach");
+        assert!(err.kind.is_decisive());
+        assert_eq!(err.quoted.sport, 40000);
+        assert_eq!(err.quoted.dport, 84);
+        assert_eq!(err.quoted.seq, Some(77));
+        assert_eq!(err.ip.src, "198.18.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn icmpv6_admin_prohibited() {
+        let syn = tcp_v6(
+            "2001:db8:1::1",
+            "2001:db8:2::1",
+            TcpSpec::new(40000, 88, TcpFlags::SYN),
+        )
+        .raw();
+        let bytes = icmp_v6("2001:db8:1::fe", "2001:db8:1::1", 1, 1, &syn).raw();
+        let Observation::Icmp(err) = decode(&frame(LinkType::RawIp, &bytes)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(err.kind.to_string(), "ICMPv6 admin-prohibited");
+        assert_eq!(err.quoted.dport, 88);
+    }
+
+    #[test]
+    fn cooked_captures_and_bsd_loopback() {
+        let ip = tcp_v4(
+            [127, 0, 0, 1],
+            [127, 0, 0, 1],
+            TcpSpec::new(5000, 6000, TcpFlags::SYN),
+        )
+        .raw();
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&ip);
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(&ip);
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&ip);
+        for (link, bytes) in [
+            (LinkType::LinuxSll, &sll),
+            (LinkType::LinuxSll2, &sll2),
+            (LinkType::Null, &null),
+        ] {
+            let obs = decode(&frame(link, bytes)).unwrap_or_else(|e| panic!("{link:?}: {e:?}"));
+            assert!(
+                matches!(obs, Observation::Tcp(s) if s.sport == 5000),
+                "{link:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_lying_packets_are_skipped() {
+        let bytes = tcp_v4(
+            [198, 18, 2, 1],
+            [198, 18, 1, 1],
+            TcpSpec::new(1, 2, TcpFlags::SYN),
+        )
+        .ethernet();
+        // Cut inside the TCP header.
+        assert_eq!(
+            decode(&frame(LinkType::Ethernet, &bytes[..14 + 20 + 10])),
+            Err(Skip::Truncated)
+        );
+        // Cut inside the IP header.
+        assert!(decode(&frame(LinkType::Ethernet, &bytes[..14 + 10])).is_err());
+        // An IHL of 15 words (60 bytes) on a 40-byte packet.
+        let mut lying = bytes.clone();
+        lying[14] = 0x4f;
+        assert!(decode(&frame(LinkType::Ethernet, &lying)).is_err());
+        // IHL below the minimum.
+        lying[14] = 0x42;
+        assert!(decode(&frame(LinkType::Ethernet, &lying)).is_err());
+        assert_eq!(
+            decode(&frame(LinkType::LinuxSll2, &[0; 5])),
+            Err(Skip::NotIp)
+        );
+        assert!(decode(&frame(LinkType::RawIp, &[])).is_err());
+    }
+
+    #[test]
+    fn icmp_quoting_garbage_is_skipped() {
+        let bytes = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 3, 3, &[0x45, 0, 1]).raw();
+        assert_eq!(
+            decode(&frame(LinkType::RawIp, &bytes)),
+            Err(Skip::IcmpQuoteNotTcp)
+        );
+        let echo = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 0, 0, &[1, 2, 3, 4]).raw();
+        assert_eq!(
+            decode(&frame(LinkType::RawIp, &echo)),
+            Err(Skip::OtherProtocol)
+        );
+    }
+
+    #[test]
+    fn flag_names() {
+        assert_eq!(TcpFlags(TcpFlags::SYN).to_string(), "SYN");
+        assert_eq!(
+            TcpFlags(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK).to_string(),
+            "FIN/PSH/ACK"
+        );
+        assert_eq!(TcpFlags(0).to_string(), "none");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(data in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0usize..8) {
+            let links = [LinkType::Ethernet, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp,
+                         LinkType::Ipv4, LinkType::Ipv6, LinkType::Null, LinkType::Loop];
+            let _ = decode(&frame(links[link], &data));
+            if let Ok(Observation::Tcp(s)) = decode(&frame(links[link], &data)) {
+                let _ = s.flags.to_string();
+            }
+        }
+
+        #[test]
+        fn mutated_packets_never_panic(idx in 0usize..80, val in proptest::num::u8::ANY, cut in 0usize..90) {
+            let syn = tcp_v4([198, 18, 1, 1], [198, 18, 2, 1], TcpSpec::new(40000, 84, TcpFlags::SYN)).raw();
+            let mut bytes = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 3, 3, &syn).ethernet();
+            if idx < bytes.len() { bytes[idx] = val; }
+            bytes.truncate(cut);
+            let _ = decode(&frame(LinkType::Ethernet, &bytes));
+        }
+    }
+}

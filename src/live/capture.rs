@@ -1,0 +1,189 @@
+//! The capture: pnet's datalink channel over an AF_PACKET socket synack opens itself, so
+//! it can attach the BPF program before binding and read PACKET_STATISTICS after.
+//!
+//! The socket is bound (and so capturing) when [`Capture::open`] returns: the caller
+//! starts probing only after that. Frames are decoded on the capture thread and sent to
+//! the correlator in batches.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use pnet_datalink::{Channel, Config, NetworkInterface};
+
+use super::{bpf, sys};
+use crate::capfile::PcapWriter;
+use crate::decode::{Observation, decode};
+use crate::frame::{Frame, LinkType, Timestamp};
+
+/// Observations sent to the correlator at once.
+pub type Batch = Vec<(Timestamp, Observation)>;
+
+/// Where `-w` frames go: one pcap for all interfaces (they share a link type).
+pub type SharedWriter = Arc<Mutex<PcapWriter<std::io::BufWriter<std::fs::File>>>>;
+
+const BATCH: usize = 256;
+const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// After the stop signal, the queue is drained at most this long.
+const DRAIN_LIMIT: Duration = Duration::from_millis(500);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CaptureStats {
+    pub frames: u64,
+    pub decoded: u64,
+    /// PACKET_STATISTICS tp_drops: frames the kernel could not queue for us.
+    pub drops: u64,
+    pub write_errors: u64,
+}
+
+pub struct Capture {
+    pub interface: String,
+    pub link: LinkType,
+    fd: RawFd,
+    thread: Option<JoinHandle<CaptureStats>>,
+}
+
+/// The link header an interface's frames start with, from its ARPHRD type.
+pub fn link_type_of(iface: &NetworkInterface) -> io::Result<LinkType> {
+    let path = format!("/sys/class/net/{}/type", iface.name);
+    let ty: u32 = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(if iface.is_loopback() { 772 } else { 1 });
+    match ty {
+        // ARPHRD_ETHER, ARPHRD_LOOPBACK (lo hands out zeroed Ethernet headers).
+        1 | 772 => Ok(LinkType::Ethernet),
+        // ARPHRD_NONE (tun), ARPHRD_RAWIP.
+        65534 | 519 => Ok(LinkType::RawIp),
+        other => Err(io::Error::other(format!(
+            "interface {} has link type {other} (ARPHRD), which synack cannot capture on",
+            iface.name
+        ))),
+    }
+}
+
+impl Capture {
+    /// Opens and binds the capture socket on `iface`, then starts the thread.
+    pub fn open(
+        iface: &NetworkInterface,
+        targets: &[IpAddr],
+        tx: Sender<Batch>,
+        stop: Arc<AtomicBool>,
+        writer: Option<SharedWriter>,
+    ) -> io::Result<Capture> {
+        let link = link_type_of(iface)?;
+        let fd = sys::packet_socket()?;
+        let prog = bpf::program(iface.is_loopback(), targets);
+        if let Err(e) = sys::attach_filter(fd, &prog).and_then(|_| {
+            sys::set_rcvbuf(fd, 32 << 20);
+            Ok(())
+        }) {
+            // SAFETY: fd is ours and not yet handed to pnet.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        let config = Config {
+            read_timeout: Some(Duration::from_millis(10)),
+            read_buffer_size: 65536 + 64,
+            promiscuous: false,
+            socket_fd: Some(fd),
+            ..Config::default()
+        };
+        // pnet binds the socket to the interface (and closes fd on failure).
+        let rx = match pnet_datalink::channel(iface, config)? {
+            Channel::Ethernet(_, rx) => rx,
+            _ => return Err(io::Error::other("pnet returned an unknown channel type")),
+        };
+        // Counters start now: reading them resets them.
+        let _ = sys::packet_stats(fd);
+        let name = iface.name.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{name}"))
+            .spawn(move || capture_loop(rx, link, fd, tx, stop, writer))?;
+        Ok(Capture {
+            interface: iface.name.clone(),
+            link,
+            fd,
+            thread: Some(thread),
+        })
+    }
+
+    /// Waits for the thread (after the stop flag was set) and returns its counters.
+    pub fn join(mut self) -> CaptureStats {
+        let _ = self.fd;
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+fn capture_loop(
+    mut rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+    link: LinkType,
+    fd: RawFd,
+    tx: Sender<Batch>,
+    stop: Arc<AtomicBool>,
+    writer: Option<SharedWriter>,
+) -> CaptureStats {
+    let mut stats = CaptureStats::default();
+    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut last_flush = Instant::now();
+    let mut stop_seen: Option<Instant> = None;
+    loop {
+        match rx.next() {
+            Ok(data) => {
+                let ts = Timestamp::now();
+                stats.frames += 1;
+                let frame = Frame {
+                    ts,
+                    link,
+                    data,
+                    orig_len: data.len() as u32,
+                };
+                if let Some(w) = &writer {
+                    if w.lock().map(|mut w| w.write_frame(&frame)).is_err() {
+                        stats.write_errors += 1;
+                    }
+                }
+                if let Ok(obs) = decode(&frame) {
+                    stats.decoded += 1;
+                    batch.push((ts, obs));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // The queue is empty: after the stop signal, that is the end.
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+        if batch.len() >= BATCH || (!batch.is_empty() && last_flush.elapsed() >= FLUSH_EVERY) {
+            if tx.send(std::mem::take(&mut batch)).is_err() {
+                break;
+            }
+            batch.reserve(BATCH);
+            last_flush = Instant::now();
+        }
+        if stop.load(Ordering::Acquire) {
+            let since = *stop_seen.get_or_insert_with(Instant::now);
+            if since.elapsed() > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    if let Ok((_, drops)) = sys::packet_stats(fd) {
+        stats.drops += drops;
+    }
+    stats
+}

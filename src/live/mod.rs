@@ -1,0 +1,325 @@
+//! The live scan: capture thread(s) and the prober thread, joined by channels, with the
+//! correlator on the calling thread feeding the same tracker and verdict code that replay
+//! uses.
+//!
+//! Order matters: the capture sockets are bound (so capturing) before the first SYN, and
+//! keep reading for a grace period after the last attempt ends so late answers count.
+
+pub mod bpf;
+pub mod capture;
+pub mod prober;
+pub mod sys;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, unbounded};
+use pnet_datalink::NetworkInterface;
+
+use crate::capfile::PcapWriter;
+use crate::exchange::Tracker;
+use crate::report::ScanReport;
+use crate::targets::Target;
+use crate::verdict::{ConnectOutcome, LiveFacts, State, judge_all};
+use capture::{Capture, SharedWriter};
+use prober::{ProbeConfig, ProbeEvent};
+
+/// The DSCP synack marks its SYNs with unless told otherwise: AF11 (RFC 2597), rarely
+/// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
+pub const DEFAULT_DSCP: u8 = 10;
+
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    pub probe: ProbeConfig,
+    /// Capture packets (the default); false gives connect()-only verdicts.
+    pub capture: bool,
+    /// Write every captured frame to this pcap file.
+    pub write: Option<PathBuf>,
+    /// How long the capture goes on after the last attempt.
+    pub grace: Duration,
+}
+
+#[derive(Debug)]
+pub enum ScanError {
+    /// No route or interface towards a target.
+    Route(IpAddr, io::Error),
+    /// The capture could not start although privileges allow it.
+    Capture(String, io::Error),
+    /// -w needs a capture, which needs privileges.
+    WriteNeedsCapture(PathBuf),
+    WriteFile(PathBuf, io::Error),
+    /// Interfaces with different link types cannot share one pcap file.
+    MixedLinkTypes(PathBuf),
+    Probe(io::Error),
+}
+
+impl fmt::Display for ScanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScanError::Route(ip, e) => write!(f, "no route to {ip}: {e}"),
+            ScanError::Capture(i, e) => write!(f, "cannot capture on {i}: {e}"),
+            ScanError::WriteNeedsCapture(p) => write!(
+                f,
+                "-w {}: writing a capture needs packet capture, which needs root or CAP_NET_RAW (sudo setcap cap_net_raw+ep $(which synack))",
+                p.display()
+            ),
+            ScanError::WriteFile(p, e) => write!(f, "-w {}: {e}", p.display()),
+            ScanError::MixedLinkTypes(p) => write!(
+                f,
+                "-w {}: the targets are reached over interfaces with different link types; scan them separately",
+                p.display()
+            ),
+            ScanError::Probe(e) => write!(f, "connect() prober failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ScanError {}
+
+/// Progress of a running scan, for a progress line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    pub ports_done: usize,
+    pub ports_total: usize,
+    pub open: usize,
+    pub elapsed: Duration,
+}
+
+/// The interface traffic to `dst` leaves by: `lo` for this host's own addresses, else the
+/// interface holding the source address the kernel would pick (a UDP connect() sends
+/// nothing but runs the route lookup).
+pub fn route_interface(dst: IpAddr, ifaces: &[NetworkInterface]) -> io::Result<NetworkInterface> {
+    if sys::is_local(dst, ifaces) {
+        return ifaces
+            .iter()
+            .find(|i| i.is_loopback())
+            .cloned()
+            .ok_or_else(|| io::Error::other("no loopback interface"));
+    }
+    let bind: SocketAddr = match dst {
+        IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
+        IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
+    };
+    let sock = UdpSocket::bind(bind)?;
+    sock.connect(SocketAddr::new(dst, 9))?;
+    let src = sock.local_addr()?.ip();
+    ifaces
+        .iter()
+        .find(|i| i.ips.iter().any(|n| n.ip() == src))
+        .cloned()
+        .ok_or_else(|| io::Error::other(format!("no interface holds source address {src}")))
+}
+
+fn permission_denied(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+/// Runs a live scan. `stop` (Ctrl-C) ends it early with the results found so far.
+pub fn scan(
+    targets: &[Target],
+    opts: &ScanOptions,
+    stop: Arc<AtomicBool>,
+    on_progress: &mut dyn FnMut(&Progress),
+) -> Result<ScanReport, ScanError> {
+    let began = Instant::now();
+    let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
+    let mut report = ScanReport {
+        names: targets
+            .iter()
+            .filter_map(|t| t.name.clone().map(|n| (t.addr, n)))
+            .collect(),
+        ..ScanReport::default()
+    };
+
+    // Interfaces towards the targets.
+    let ifaces = pnet_datalink::interfaces();
+    let mut by_iface: BTreeMap<String, (NetworkInterface, Vec<IpAddr>)> = BTreeMap::new();
+    for &ip in &addrs {
+        let iface = route_interface(ip, &ifaces).map_err(|e| ScanError::Route(ip, e))?;
+        by_iface
+            .entry(iface.name.clone())
+            .or_insert_with(|| (iface, Vec::new()))
+            .1
+            .push(ip);
+    }
+
+    // Captures first: bound before the first SYN.
+    let capture_stop = Arc::new(AtomicBool::new(false));
+    let (cap_tx, cap_rx) = unbounded::<capture::Batch>();
+    let mut captures: Vec<Capture> = Vec::new();
+    let mut writer: Option<SharedWriter> = None;
+    if opts.capture {
+        if let Some(path) = &opts.write {
+            let links: HashSet<_> = by_iface
+                .values()
+                .filter_map(|(i, _)| capture::link_type_of(i).ok())
+                .collect();
+            if links.len() > 1 {
+                return Err(ScanError::MixedLinkTypes(path.clone()));
+            }
+            if let Some(link) = links.into_iter().next() {
+                let w = PcapWriter::create(path, link, 65535)
+                    .map_err(|e| ScanError::WriteFile(path.clone(), e))?;
+                writer = Some(Arc::new(Mutex::new(w)));
+            }
+        }
+        for (name, (iface, ips)) in &by_iface {
+            match Capture::open(
+                iface,
+                ips,
+                cap_tx.clone(),
+                capture_stop.clone(),
+                writer.clone(),
+            ) {
+                Ok(c) => captures.push(c),
+                Err(e) if permission_denied(&e) && captures.is_empty() => {
+                    if let Some(path) = &opts.write {
+                        let _ = std::fs::remove_file(path);
+                        return Err(ScanError::WriteNeedsCapture(path.clone()));
+                    }
+                    report.warnings.push(
+                        "no packet capture (needs root or CAP_NET_RAW): verdicts come from connect() alone and traces are not observed; run as root, or `sudo setcap cap_net_raw+ep $(which synack)`".to_string(),
+                    );
+                    break;
+                }
+                Err(e) => {
+                    capture_stop.store(true, Ordering::Release);
+                    return Err(ScanError::Capture(name.clone(), e));
+                }
+            }
+        }
+    }
+    drop(cap_tx);
+    report.captured = !captures.is_empty();
+
+    // The prober.
+    let (ev_tx, ev_rx) = unbounded::<ProbeEvent>();
+    let mut cfg = opts.probe.clone();
+    cfg.targets = addrs.clone();
+    let probe_stop = stop.clone();
+    let prober = std::thread::Builder::new()
+        .name("prober".into())
+        .spawn(move || prober::run(&cfg, &ev_tx, &probe_stop))
+        .map_err(ScanError::Probe)?;
+
+    // The correlator.
+    let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
+    let accept = |k: &crate::exchange::FlowKey| scope.contains(&k.target.ip());
+    let mut tracker = Tracker::new();
+    let mut facts = LiveFacts {
+        captured: report.captured,
+        ..LiveFacts::default()
+    };
+    let mut records: BTreeMap<SocketAddr, Vec<crate::verdict::ProbeRecord>> = BTreeMap::new();
+    let mut progress = Progress {
+        ports_total: addrs.len() * opts.probe.ports.len(),
+        ..Progress::default()
+    };
+    let mut last_progress = Instant::now();
+    let mut prober_done_at: Option<Instant> = None;
+    let mut captures_open = report.captured;
+    loop {
+        if prober_done_at.is_none() {
+            select! {
+                recv(ev_rx) -> ev => match ev {
+                    Ok(ev) => handle_event(ev, &mut tracker, &mut records, &mut facts, &mut progress, &mut report),
+                    Err(_) => prober_done_at = Some(Instant::now()),
+                },
+                recv(cap_rx) -> batch => match batch {
+                    Ok(batch) => for (ts, obs) in &batch { tracker.observe(*ts, obs, accept) },
+                    Err(_) => captures_open = false,
+                },
+                default(Duration::from_millis(100)) => {}
+            }
+        } else if captures_open {
+            let done = prober_done_at.expect("set");
+            if done.elapsed() >= opts.grace || stop.load(Ordering::Relaxed) {
+                capture_stop.store(true, Ordering::Release);
+            }
+            match cap_rx.recv_timeout(Duration::from_millis(20)) {
+                Ok(batch) => {
+                    for (ts, obs) in &batch {
+                        tracker.observe(*ts, obs, accept)
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => captures_open = false,
+            }
+        } else {
+            break;
+        }
+        if last_progress.elapsed() >= Duration::from_millis(200) {
+            progress.elapsed = began.elapsed();
+            on_progress(&progress);
+            last_progress = Instant::now();
+        }
+    }
+    match prober.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ScanError::Probe(e)),
+        Err(_) => return Err(ScanError::Probe(io::Error::other("prober thread panicked"))),
+    }
+    for c in captures {
+        let name = c.interface.clone();
+        let st = c.join();
+        report.capture_drops += st.drops;
+        if st.write_errors > 0 {
+            report.warnings.push(format!(
+                "{} frames from {name} could not be written to the capture file",
+                st.write_errors
+            ));
+        }
+    }
+    if let Some(w) = writer {
+        if let Ok(m) = Arc::try_unwrap(w) {
+            if let Ok(w) = m.into_inner() {
+                if let Err(e) = w.finish() {
+                    report.warnings.push(format!("capture file: {e}"));
+                }
+            }
+        }
+    }
+    facts.capture_drops = report.capture_drops;
+    facts.probes = records;
+    report.interrupted = stop.load(Ordering::Relaxed);
+    report.verdicts = judge_all(tracker.attempts(), Some(&facts));
+    report.elapsed = began.elapsed();
+    Ok(report)
+}
+
+fn handle_event(
+    ev: ProbeEvent,
+    tracker: &mut Tracker,
+    records: &mut BTreeMap<SocketAddr, Vec<crate::verdict::ProbeRecord>>,
+    facts: &mut LiveFacts,
+    progress: &mut Progress,
+    report: &mut ScanReport,
+) {
+    match ev {
+        ProbeEvent::Started(key, ts) => tracker.register(key, ts),
+        ProbeEvent::Finished(target, rec) => {
+            if rec.outcome == ConnectOutcome::Connected {
+                progress.open += 1;
+            }
+            facts.probes.entry(target).or_default().push(rec);
+        }
+        ProbeEvent::PortDone(target) => {
+            progress.ports_done += 1;
+            if let Some(list) = facts.probes.remove(&target) {
+                records.insert(target, list);
+            }
+        }
+        ProbeEvent::Notice(msg) => report.warnings.push(msg),
+    }
+}
+
+/// Counts used by tests and the summary.
+pub fn count(report: &ScanReport, state: State) -> usize {
+    report.count(state)
+}

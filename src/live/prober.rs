@@ -1,0 +1,403 @@
+//! The prober: ordinary nonblocking connect() calls driven by epoll, a window of attempts
+//! in flight, per-attempt timeouts adapted to the measured round-trip time, retries from
+//! a fresh source port, and an optional rate limit.
+//!
+//! It learns each attempt's source port with getsockname() so the capture can match the
+//! packets by 4-tuple, closes every socket as soon as its attempt ends (SO_LINGER 0: an
+//! open port sees our RST, no TIME_WAIT is left), and reports every attempt's outcome.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::sys;
+use crate::exchange::FlowKey;
+use crate::frame::Timestamp;
+use crate::verdict::{ConnectOutcome, ProbeRecord};
+
+/// Lower bound of the adaptive timeout (nmap's --min-rtt-timeout default).
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
+/// Before any round trip was measured (RFC 6298 §2.1 uses 1 s too).
+pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// A self-connect is retried from a new source port at most this often.
+const MAX_SELF_CONNECT_RETRIES: u32 = 3;
+
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    pub targets: Vec<IpAddr>,
+    pub ports: Vec<u16>,
+    /// Fixed per-attempt timeout; None adapts it to the measured round-trip time.
+    pub timeout: Option<Duration>,
+    /// Further attempts after an unanswered one.
+    pub retries: u32,
+    /// Attempts in flight at most.
+    pub parallelism: usize,
+    /// Attempts started per second at most.
+    pub max_rate: Option<f64>,
+    /// DSCP to mark SYNs with (None: leave the TOS byte alone).
+    pub dscp: Option<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub enum ProbeEvent {
+    /// An attempt's SYN is out from this 4-tuple.
+    Started(FlowKey, Timestamp),
+    /// An attempt ended.
+    Finished(SocketAddr, ProbeRecord),
+    /// All attempts at this port have ended.
+    PortDone(SocketAddr),
+    /// Something the user should hear once (a capped window).
+    Notice(String),
+}
+
+/// Round-trip estimator of RFC 6298 §2, giving the timeout nmap-style: srtt + 4·rttvar,
+/// clamped.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        match self.srtt {
+            None => INITIAL_TIMEOUT,
+            Some(srtt) => (srtt + self.rttvar * 4).clamp(MIN_TIMEOUT, MAX_TIMEOUT),
+        }
+    }
+}
+
+struct InFlight {
+    fd: OwnedFd,
+    target: SocketAddr,
+    local: SocketAddr,
+    attempt: u32,
+    self_connects: u32,
+    started: Instant,
+    ts: Timestamp,
+}
+
+/// Work waiting to start: (target, attempts made so far, self-connects so far).
+type Pending = (SocketAddr, u32, u32);
+
+/// Runs the whole probe and returns when every port is done or `stop` is set.
+pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) -> io::Result<()> {
+    let epoll = sys::Epoll::new()?;
+    let nofile = sys::raise_nofile_limit();
+    let fd_budget = nofile.saturating_sub(64).max(8) as usize;
+    let mut window = cfg.parallelism.max(1);
+    if window > fd_budget {
+        window = fd_budget;
+        let _ = events.send(ProbeEvent::Notice(format!(
+            "parallelism capped at {window}: the open-file limit (RLIMIT_NOFILE) is {nofile}"
+        )));
+    }
+    let mut slots: Vec<Option<InFlight>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut generation: Vec<u32> = Vec::new();
+    let mut deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>> = BinaryHeap::new();
+    let mut retry: VecDeque<Pending> = VecDeque::new();
+    // Ports in order, targets interleaved so no single host takes the whole window.
+    let mut fresh = cfg
+        .ports
+        .iter()
+        .flat_map(|&p| cfg.targets.iter().map(move |&ip| SocketAddr::new(ip, p)));
+    let mut in_flight = 0usize;
+    let mut rtt = RttEstimator::default();
+    let mut events_buf: Vec<libc::epoll_event> = Vec::with_capacity(1024);
+    let rate_interval = cfg
+        .max_rate
+        .map(|r| Duration::from_secs_f64(1.0 / r.max(0.001)));
+    let mut next_start = Instant::now();
+    let mut fresh_done = false;
+    let mut emfile_noted = false;
+
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // Start attempts while the window and the rate allow.
+        while in_flight < window {
+            let now = Instant::now();
+            if let Some(iv) = rate_interval {
+                if now < next_start {
+                    break;
+                }
+                next_start = next_start.max(now - iv) + iv;
+            }
+            let job = match retry.pop_front() {
+                Some(j) => j,
+                None => match fresh.next() {
+                    Some(t) => (t, 0, 0),
+                    None => {
+                        fresh_done = true;
+                        break;
+                    }
+                },
+            };
+            match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
+                Ok(Started::InFlight(slot)) => {
+                    let f = slots[slot].as_ref().expect("just filled");
+                    let _ = events.send(ProbeEvent::Started(
+                        FlowKey {
+                            scanner: f.local,
+                            target: f.target,
+                        },
+                        f.ts,
+                    ));
+                    let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+                    deadlines.push(Reverse((f.started + timeout, slot, generation[slot])));
+                    in_flight += 1;
+                }
+                Ok(Started::Done(f, outcome)) => {
+                    finish(cfg, events, f, outcome, &mut retry);
+                }
+                Err(StartError::NoFds(job)) => {
+                    // EMFILE/ENFILE: shrink the window to what is in flight and try again
+                    // when something closes.
+                    retry.push_front(job);
+                    window = in_flight.max(1);
+                    if !emfile_noted {
+                        emfile_noted = true;
+                        let _ = events.send(ProbeEvent::Notice(format!(
+                            "out of file descriptors: parallelism lowered to {window}"
+                        )));
+                    }
+                    break;
+                }
+                Err(StartError::Io(e)) => return Err(e),
+            }
+        }
+        if in_flight == 0 && fresh_done && retry.is_empty() {
+            break;
+        }
+        // Wait for completions, the next deadline, or the next rate slot.
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(50);
+        if let Some(Reverse((d, _, _))) = deadlines.peek() {
+            wait = wait.min(d.saturating_duration_since(now));
+        }
+        if rate_interval.is_some() && in_flight < window && !(fresh_done && retry.is_empty()) {
+            wait = wait.min(next_start.saturating_duration_since(now));
+        }
+        let wait_ms = if in_flight == 0 {
+            0
+        } else {
+            wait.as_millis().min(50) as i32
+        };
+        let wait_ms = if wait_ms == 0 && in_flight > 0 && !wait.is_zero() {
+            1
+        } else {
+            wait_ms
+        };
+        epoll.wait(&mut events_buf, wait_ms)?;
+        for ev in events_buf.iter() {
+            let token = ev.u64;
+            let slot = (token & 0xffff_ffff) as usize;
+            let generation_tag = (token >> 32) as u32;
+            if generation.get(slot) != Some(&generation_tag) {
+                continue;
+            }
+            let Some(f) = slots[slot].take() else {
+                continue;
+            };
+            generation[slot] = generation[slot].wrapping_add(1);
+            free.push(slot);
+            in_flight -= 1;
+            let outcome = match sys::take_error(&f.fd) {
+                Ok(0) => connected_outcome(&f),
+                Ok(errno) => ConnectOutcome::Failed(errno),
+                Err(e) => ConnectOutcome::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
+            };
+            if !matches!(outcome, ConnectOutcome::SelfConnect) {
+                rtt.sample(f.started.elapsed());
+            }
+            finish(cfg, events, f, outcome, &mut retry);
+        }
+        // Expire attempts past their deadline.
+        let now = Instant::now();
+        while let Some(Reverse((d, slot, generation_tag))) = deadlines.peek().copied() {
+            if d > now {
+                break;
+            }
+            deadlines.pop();
+            if generation[slot] != generation_tag {
+                continue;
+            }
+            let f = slots[slot].take().expect("live slot");
+            generation[slot] = generation[slot].wrapping_add(1);
+            free.push(slot);
+            in_flight -= 1;
+            finish(cfg, events, f, ConnectOutcome::TimedOut, &mut retry);
+        }
+    }
+    // Interrupted: close what is in flight; those ports get no verdict.
+    slots.clear();
+    Ok(())
+}
+
+fn connected_outcome(f: &InFlight) -> ConnectOutcome {
+    if f.local == f.target {
+        ConnectOutcome::SelfConnect
+    } else {
+        ConnectOutcome::Connected
+    }
+}
+
+enum Started {
+    InFlight(usize),
+    Done(InFlight, ConnectOutcome),
+}
+
+enum StartError {
+    NoFds(Pending),
+    Io(io::Error),
+}
+
+fn start(
+    cfg: &ProbeConfig,
+    epoll: &sys::Epoll,
+    (target, attempt, self_connects): Pending,
+    slots: &mut Vec<Option<InFlight>>,
+    free: &mut Vec<usize>,
+    generation: &mut Vec<u32>,
+) -> Result<Started, StartError> {
+    let v6 = target.is_ipv6();
+    let fd = match sys::tcp_socket(v6) {
+        Ok(fd) => fd,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+            return Err(StartError::NoFds((target, attempt, self_connects)));
+        }
+        Err(e) => return Err(StartError::Io(e)),
+    };
+    if let Some(dscp) = cfg.dscp {
+        sys::set_dscp(&fd, v6, dscp).map_err(StartError::Io)?;
+    }
+    sys::set_linger_zero(&fd).map_err(StartError::Io)?;
+    let ts = Timestamp::now();
+    let started = Instant::now();
+    let raw = sys::RawAddr::new(target);
+    let result = sys::connect(&fd, &raw);
+    // The source port exists once connect() has been called, even when it failed at once.
+    let local = sys::local_addr(&fd).unwrap_or_else(|_| SocketAddr::new(target.ip(), 0));
+    let mut f = InFlight {
+        fd,
+        target,
+        local,
+        attempt: attempt + 1,
+        self_connects,
+        started,
+        ts,
+    };
+    match result {
+        Ok(true) => {
+            let outcome = connected_outcome(&f);
+            Ok(Started::Done(f, outcome))
+        }
+        Ok(false) => {
+            let slot = free.pop().unwrap_or_else(|| {
+                slots.push(None);
+                generation.push(0);
+                slots.len() - 1
+            });
+            let token = ((generation[slot] as u64) << 32) | slot as u64;
+            if let Err(e) = epoll.add(&f.fd, token) {
+                f.attempt = attempt + 1;
+                free.push(slot);
+                return Ok(Started::Done(
+                    f,
+                    ConnectOutcome::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
+                ));
+            }
+            slots[slot] = Some(f);
+            Ok(Started::InFlight(slot))
+        }
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+            Ok(Started::Done(f, ConnectOutcome::Failed(errno)))
+        }
+    }
+}
+
+/// Records an ended attempt, closes its socket and queues a retry when one is due.
+fn finish(
+    cfg: &ProbeConfig,
+    events: &Sender<ProbeEvent>,
+    f: InFlight,
+    outcome: ConnectOutcome,
+    retry: &mut VecDeque<Pending>,
+) {
+    let record = ProbeRecord {
+        scanner: f.local,
+        started: f.ts,
+        outcome,
+    };
+    let target = f.target;
+    // Close now: RST for a connected socket, nothing left behind.
+    drop(f.fd);
+    let _ = events.send(ProbeEvent::Finished(target, record));
+    let again = match outcome {
+        ConnectOutcome::TimedOut => f.attempt <= cfg.retries,
+        // A socket connected to itself is not an answer from the port: try again from
+        // another source port (it will not be chosen twice while this one was in use).
+        ConnectOutcome::SelfConnect => f.self_connects < MAX_SELF_CONNECT_RETRIES,
+        _ => false,
+    };
+    if again {
+        let (attempt, selfc) = match outcome {
+            ConnectOutcome::SelfConnect => (f.attempt - 1, f.self_connects + 1),
+            _ => (f.attempt, f.self_connects),
+        };
+        retry.push_back((target, attempt, selfc));
+    } else {
+        let _ = events.send(ProbeEvent::PortDone(target));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_adapts_and_is_clamped() {
+        let mut r = RttEstimator::default();
+        assert_eq!(r.timeout(), INITIAL_TIMEOUT);
+        for _ in 0..20 {
+            r.sample(Duration::from_micros(50));
+        }
+        assert_eq!(r.timeout(), MIN_TIMEOUT);
+        for _ in 0..50 {
+            r.sample(Duration::from_millis(300));
+        }
+        let t = r.timeout();
+        assert!(
+            t >= Duration::from_millis(300) && t < Duration::from_millis(600),
+            "{t:?}"
+        );
+        for _ in 0..50 {
+            r.sample(Duration::from_secs(60));
+        }
+        assert_eq!(r.timeout(), MAX_TIMEOUT);
+    }
+}

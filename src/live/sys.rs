@@ -1,0 +1,337 @@
+//! The few libc calls the live scan needs, each wrapped once. All of synack's `unsafe`
+//! for sockets lives here.
+
+use std::io;
+use std::mem;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::bpf::Insn;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A socket address in the C layout, for connect() and friends.
+pub struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    pub fn new(addr: SocketAddr) -> RawAddr {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in.
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in, sin) };
+                mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is large and aligned enough for sockaddr_in6.
+                unsafe { std::ptr::write(&mut storage as *mut _ as *mut libc::sockaddr_in6, sin6) };
+                mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        RawAddr {
+            storage,
+            len: len as libc::socklen_t,
+        }
+    }
+
+    fn to_socket_addr(&self) -> Option<SocketAddr> {
+        match self.storage.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let sin = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    u32::from_be(sin.sin_addr.s_addr).into(),
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the family says the storage holds a sockaddr_in6.
+                let sin6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    sin6.sin6_addr.s6_addr.into(),
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A nonblocking, close-on-exec TCP socket.
+pub fn tcp_socket(v6: bool) -> io::Result<OwnedFd> {
+    let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: socket() has no memory arguments; the result is checked.
+    let fd = cvt(unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value points to a T that lives for the call; its size is passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            mem::size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// Marks outgoing packets with a DSCP (IP_TOS / IPV6_TCLASS).
+pub fn set_dscp(fd: &OwnedFd, v6: bool, dscp: u8) -> io::Result<()> {
+    let tos: libc::c_int = (dscp as libc::c_int) << 2;
+    if v6 {
+        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_TCLASS, &tos)
+    } else {
+        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_TOS, &tos)
+    }
+}
+
+/// close() sends RST instead of FIN and leaves no TIME_WAIT behind (SO_LINGER 0), so a
+/// full-range scan does not exhaust the ephemeral ports.
+pub fn set_linger_zero(fd: &OwnedFd) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &l)
+}
+
+/// Nonblocking connect: Ok(true) connected at once, Ok(false) in progress.
+pub fn connect(fd: &OwnedFd, addr: &RawAddr) -> io::Result<bool> {
+    // SAFETY: addr.storage holds a valid sockaddr of addr.len bytes.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            &addr.storage as *const _ as *const libc::sockaddr,
+            addr.len,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EINPROGRESS) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+pub fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
+    // SAFETY: zeroed sockaddr_storage is valid; getsockname writes at most len bytes.
+    let mut raw = RawAddr {
+        storage: unsafe { mem::zeroed() },
+        len: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+    };
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            &mut raw.storage as *mut _ as *mut libc::sockaddr,
+            &mut raw.len,
+        )
+    })?;
+    raw.to_socket_addr()
+        .ok_or_else(|| io::Error::other("getsockname: not an IP socket"))
+}
+
+/// SO_ERROR: the outcome of a nonblocking connect (0 = connected).
+pub fn take_error(fd: &OwnedFd) -> io::Result<i32> {
+    let mut err: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err and len are valid for writes of their sizes.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok(err)
+}
+
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: no memory arguments; result checked.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fresh descriptor we own.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Watches `fd` for connect completion (writable or error), tagged with `token`.
+    pub fn add(&self, fd: &OwnedFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32,
+            u64: token,
+        };
+        // SAFETY: ev is valid for the call.
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Waits up to `timeout_ms`; returns the tokens of ready sockets.
+    pub fn wait(&self, events: &mut Vec<libc::epoll_event>, timeout_ms: i32) -> io::Result<usize> {
+        let cap = events.capacity().max(1);
+        events.clear();
+        // SAFETY: the buffer has room for `cap` events; the kernel writes at most that many
+        // and returns how many, which becomes the length.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                cap as i32,
+                timeout_ms,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(e);
+        }
+        // SAFETY: the kernel initialised the first n entries.
+        unsafe { events.set_len(n as usize) };
+        Ok(n as usize)
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> u64 {
+    // SAFETY: rlimit is plain data; getrlimit/setrlimit write/read only it.
+    unsafe {
+        let mut rl: libc::rlimit = mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 1024;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: rl.rlim_max,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                return want.rlim_cur;
+            }
+        }
+        rl.rlim_cur
+    }
+}
+
+/// An AF_PACKET socket that receives nothing until bound (protocol 0), so the filter is
+/// in place before the first packet is queued.
+pub fn packet_socket() -> io::Result<RawFd> {
+    // SAFETY: no memory arguments; result checked. The caller hands the descriptor to
+    // pnet, which takes ownership and closes it.
+    cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })
+}
+
+pub fn attach_filter(fd: RawFd, prog: &[Insn]) -> io::Result<()> {
+    let filters: Vec<libc::sock_filter> = prog
+        .iter()
+        .map(|i| libc::sock_filter {
+            code: i.code,
+            jt: i.jt,
+            jf: i.jf,
+            k: i.k,
+        })
+        .collect();
+    let fprog = libc::sock_fprog {
+        len: filters.len() as u16,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
+}
+
+/// A large receive buffer so bursts (65,535 RSTs in a second) are not dropped. As root
+/// SO_RCVBUFFORCE passes net.core.rmem_max; otherwise SO_RCVBUF is capped by it.
+pub fn set_rcvbuf(fd: RawFd, bytes: i32) {
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &bytes).is_err() {
+        let _ = setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &bytes);
+    }
+}
+
+/// PACKET_STATISTICS: (packets, drops) since the last call (the kernel resets them).
+pub fn packet_stats(fd: RawFd) -> io::Result<(u64, u64)> {
+    let mut st = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: st and len are valid for writes of their sizes.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            &mut st as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    })?;
+    Ok((st.tp_packets as u64, st.tp_drops as u64))
+}
+
+pub fn is_root_or_net_raw() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether `addr` is one of this host's addresses (then traffic to it goes over `lo`).
+pub fn is_local(addr: IpAddr, interfaces: &[pnet_datalink::NetworkInterface]) -> bool {
+    addr.is_loopback()
+        || interfaces
+            .iter()
+            .any(|i| i.ips.iter().any(|n| n.ip() == addr))
+}

@@ -1,0 +1,124 @@
+//! Sinks: render finished results. The engine never prints; these never decide.
+
+pub mod json;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::exchange::{Dir, PacketKind, TracePacket};
+use crate::verdict::{PortVerdict, Responder, State};
+
+/// Everything a finished scan or replay hands to a sink.
+#[derive(Clone, Debug, Default)]
+pub struct ScanReport {
+    pub verdicts: Vec<PortVerdict>,
+    /// Hostnames the user typed, by address.
+    pub names: BTreeMap<IpAddr, String>,
+    pub elapsed: Duration,
+    /// Packets the kernel dropped before the capture read them (live only).
+    pub capture_drops: u64,
+    /// Whether packets were captured at all (false: unprivileged live scan).
+    pub captured: bool,
+    /// Ctrl-C ended the scan early: the verdicts are those found so far.
+    pub interrupted: bool,
+    /// Things the user must know (skipped packets, truncated files, capped windows).
+    pub warnings: Vec<String>,
+}
+
+impl ScanReport {
+    pub fn count(&self, state: State) -> usize {
+        self.verdicts.iter().filter(|v| v.state == state).count()
+    }
+}
+
+/// "1.0s", "250ms", "0.4ms".
+pub fn fmt_secs(nanos: u64) -> String {
+    if nanos >= 1_000_000_000 {
+        format!("{:.1}s", nanos as f64 / 1e9)
+    } else if nanos >= 10_000_000 {
+        format!("{}ms", nanos / 1_000_000)
+    } else {
+        format!("{:.1}ms", nanos as f64 / 1e6)
+    }
+}
+
+/// The label of one packet: TCP flags, or the ICMP error's name ("ICMP port-unreach").
+pub fn packet_label(p: &TracePacket) -> String {
+    match p.kind {
+        PacketKind::Tcp(f) => f.to_string(),
+        PacketKind::Icmp(k) => k.to_string(),
+    }
+}
+
+/// Per-target summary line: who answered how, e.g.
+/// "198.18.2.1: 2 open · 1 closed by the host's stack · 1 reset by a firewall on the host ·
+/// 1 reset by a device 1 hop closer (86) · 2 dropped · 1 rejected with ICMP by 198.18.1.254".
+pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for v in verdicts {
+        let label = match (v.state, v.reason, v.responder) {
+            (State::Open, _, _) => "open".to_string(),
+            (_, "reset", Responder::Target) => "closed by the host's stack".to_string(),
+            (_, "reset", Responder::TargetFirewall) => {
+                "reset by a firewall on the host".to_string()
+            }
+            (_, "reset", Responder::Middlebox) => {
+                let closer = v
+                    .evidence
+                    .iter()
+                    .find_map(|e| e.split("sent ").nth(1).map(|s| s.to_string()))
+                    .unwrap_or_else(|| "on the path".to_string());
+                format!("reset by a device {closer}")
+            }
+            (_, "reset", Responder::Unknown) => "reset (sender not attributed)".to_string(),
+            (_, "no-response", _) => "dropped".to_string(),
+            (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
+                let from = v
+                    .trace
+                    .iter()
+                    .rev()
+                    .find(|p| matches!(p.kind, PacketKind::Icmp(_)))
+                    .map(|p| p.from);
+                match from {
+                    Some(f) if f == ip => "rejected with ICMP by the host".to_string(),
+                    Some(f) => format!("rejected with ICMP by {f}"),
+                    None => v.reason.to_string(),
+                }
+            }
+            (state, reason, _) => format!("{state} ({reason})"),
+        };
+        if !groups.contains_key(&label) {
+            order.push(label.clone());
+        }
+        groups.entry(label).or_default().push(v.target.port());
+    }
+    for label in order {
+        let ports = &groups[&label];
+        let list = if label != "open" && ports.len() <= 4 && label.contains("device") {
+            format!(
+                " ({})",
+                ports
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        };
+        parts.push(format!("{} {label}{list}", ports.len()));
+    }
+    format!("{ip}: {}", parts.join(" · "))
+}
+
+/// Whether the packet is an outgoing SYN after the port's first one (a retransmission or
+/// a retry from a new source port).
+pub fn is_repeat_syn(p: &TracePacket, first: Option<&TracePacket>) -> bool {
+    p.dir == Dir::Out
+        && p.flags().is_some_and(|f| f.is_syn_only())
+        && first.is_some_and(|f| !std::ptr::eq(f, p))
+}

@@ -1,0 +1,186 @@
+//! The table: one row per port — PORT, STATE, REASON, RESPONDER, TRACE — the evidence
+//! under it, then a per-target summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use super::{ScanReport, fmt_secs, is_repeat_syn, packet_label, target_summary};
+use crate::exchange::{Dir, PacketKind};
+use crate::verdict::{PortVerdict, State};
+
+#[derive(Clone, Copy, Debug)]
+pub struct TextOptions {
+    /// Arrows and separators in Unicode (→ ← ·) or ASCII (-> <- |).
+    pub unicode: bool,
+    /// List every port; otherwise a state with more than `collapse_over` ports of one
+    /// reason is summarised in a "Not shown" line, as nmap does.
+    pub show_all: bool,
+    pub collapse_over: usize,
+    /// Print the evidence lines under each row.
+    pub evidence: bool,
+}
+
+impl Default for TextOptions {
+    fn default() -> Self {
+        TextOptions {
+            unicode: true,
+            show_all: false,
+            collapse_over: 25,
+            evidence: true,
+        }
+    }
+}
+
+struct Glyphs {
+    out: &'static str,
+    inn: &'static str,
+    sep: &'static str,
+}
+
+const UNICODE: Glyphs = Glyphs {
+    out: "→",
+    inn: "←",
+    sep: " · ",
+};
+const ASCII: Glyphs = Glyphs {
+    out: "->",
+    inn: "<-",
+    sep: " | ",
+};
+
+/// The TRACE column: "SYN → · ← SYN/ACK · ACK → · RST →".
+pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
+    let g = if unicode { &UNICODE } else { &ASCII };
+    if !v.observed && v.trace.is_empty() {
+        return "not observed".to_string();
+    }
+    let mut s = String::new();
+    let first_syn = v
+        .trace
+        .iter()
+        .find(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()));
+    let mut last_port = first_syn.map(|p| p.scanner_port);
+    for (i, p) in v.trace.iter().enumerate() {
+        if i > 0 {
+            s.push_str(g.sep);
+        }
+        let label = packet_label(p);
+        match p.dir {
+            Dir::Out => {
+                let _ = write!(s, "{label} {}", g.out);
+            }
+            Dir::In => {
+                let _ = write!(s, "{} {label}", g.inn);
+                if matches!(p.kind, PacketKind::Icmp(_)) {
+                    let _ = write!(s, " from {}", p.from);
+                }
+            }
+        }
+        if is_repeat_syn(p, first_syn) {
+            let _ = write!(s, " +{}", fmt_secs(p.ts.since(v.started)));
+            if last_port != Some(p.scanner_port) {
+                let _ = write!(s, " (new source port {})", p.scanner_port);
+            }
+            last_port = Some(p.scanner_port);
+        }
+    }
+    if v.reason == "no-response" && v.observed {
+        s.push_str(g.sep);
+        s.push_str("no reply");
+    }
+    if !v.observed {
+        s.push_str(g.sep);
+        s.push_str("(answer not observed)");
+    }
+    s
+}
+
+/// Writes the whole report.
+pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io::Result<()> {
+    let mut by_ip: BTreeMap<IpAddr, Vec<&PortVerdict>> = BTreeMap::new();
+    for v in &report.verdicts {
+        by_ip.entry(v.target.ip()).or_default().push(v);
+    }
+    for (ip, verdicts) in &by_ip {
+        let name = report
+            .names
+            .get(ip)
+            .map(|n| format!("{n} ({ip})"))
+            .unwrap_or_else(|| ip.to_string());
+        writeln!(out, "synack report for {name}")?;
+        // Collapse big groups of one state and reason (nmap's "Not shown").
+        let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
+        for v in verdicts {
+            groups
+                .entry((v.state, v.reason))
+                .and_modify(|n| *n += 1)
+                .or_insert(1);
+        }
+        let hidden: Vec<(State, &str)> = if opts.show_all {
+            Vec::new()
+        } else {
+            groups
+                .iter()
+                .filter(|((state, _), n)| **n > opts.collapse_over && *state != State::Open)
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
+            writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
+        }
+        writeln!(
+            out,
+            "{:<9} {:<8} {:<16} {:<15} TRACE",
+            "PORT", "STATE", "REASON", "RESPONDER"
+        )?;
+        for v in verdicts {
+            if hidden.contains(&(v.state, v.reason)) {
+                continue;
+            }
+            writeln!(
+                out,
+                "{:<9} {:<8} {:<16} {:<15} {}",
+                format!("{}/tcp", v.target.port()),
+                v.state.as_str(),
+                v.reason,
+                v.responder.as_str(),
+                trace_line(v, opts.unicode)
+            )?;
+            if opts.evidence && v.state != State::Open {
+                for e in &v.evidence {
+                    writeln!(
+                        out,
+                        "          {} {e}",
+                        if opts.unicode { "└" } else { "`-" }
+                    )?;
+                }
+            }
+            if let Some(note) = &v.note {
+                writeln!(out, "          note: {note}")?;
+            }
+        }
+        writeln!(out, "{}", target_summary(*ip, verdicts))?;
+        writeln!(out)?;
+    }
+    let mut line = format!(
+        "synack done: {} port{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
+        report.verdicts.len(),
+        if report.verdicts.len() == 1 { "" } else { "s" },
+        by_ip.len(),
+        if by_ip.len() == 1 { "" } else { "s" },
+        report.elapsed.as_secs_f64(),
+        report.count(State::Open),
+        report.count(State::Closed),
+        report.count(State::Filtered),
+    );
+    if report.captured {
+        let _ = write!(line, "; capture drops: {}", report.capture_drops);
+    }
+    if report.interrupted {
+        line.push_str(" (interrupted: results so far)");
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}

@@ -1,0 +1,548 @@
+//! Exchanges → verdicts: state, reason, who answered, and the evidence for it.
+//!
+//! Packets first, errno second (docs/verdicts.md has the table):
+//! - a SYN/ACK for our SYN: open (RFC 9293 §3.5);
+//! - a RST answering our SYN: closed when the target's own stack sent it (RFC 9293
+//!   §3.10.7.1: a CLOSED port answers a SYN with RST), filtered when the evidence shows a
+//!   firewall or a device on the path forged it;
+//! - an ICMP destination-unreachable: filtered, with its sender. A TCP stack never answers
+//!   a SYN with ICMP port-unreachable, so that is a firewall's rule too;
+//! - nothing after the retries: filtered, no-response;
+//! - without packets (no capture, or the capture missed them): connect()'s errno, marked
+//!   as not observed.
+//!
+//! Who sent a RST is weighed against a baseline from the same target in the same scan
+//! ([`Baseline`]): the hop distance of packets only the target's stack sends (SYN/ACKs,
+//! RSTs that reflect the probe's DSCP), whether any of its RSTs reflected the probe's DSCP
+//! (Linux's does; netfilter's `REJECT --reject-with tcp-reset` sends DSCP 0), and for
+//! IPv6 whether its RSTs carry a flow label (Linux's do; netfilter's have 0).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
+use crate::frame::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    Open,
+    Closed,
+    Filtered,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Closed => "closed",
+            State::Filtered => "filtered",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who most likely sent the packet that decided the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Responder {
+    /// The target's own TCP stack.
+    Target,
+    /// A firewall on the target host: a forged RST, or an ICMP error from its address.
+    TargetFirewall,
+    /// Another device on the path.
+    Middlebox,
+    Unknown,
+}
+
+impl Responder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Responder::Target => "target",
+            Responder::TargetFirewall => "target-firewall",
+            Responder::Middlebox => "middlebox",
+            Responder::Unknown => "unknown",
+        }
+    }
+}
+
+/// What connect() said about one attempt (live scans only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectOutcome {
+    Connected,
+    /// connect() failed with this errno (ECONNREFUSED, EHOSTUNREACH, …).
+    Failed(i32),
+    /// No answer within the timeout; synack gave up on the socket.
+    TimedOut,
+    /// The kernel connected the socket to itself (source port == destination port).
+    SelfConnect,
+}
+
+impl ConnectOutcome {
+    /// The verdict connect() alone supports, as nmap -sT reports it.
+    fn verdict(self) -> (State, &'static str) {
+        match self {
+            ConnectOutcome::Connected => (State::Open, "syn-ack"),
+            ConnectOutcome::TimedOut => (State::Filtered, "no-response"),
+            ConnectOutcome::SelfConnect => (State::Closed, "self-connect"),
+            ConnectOutcome::Failed(e) => match e {
+                libc::ECONNREFUSED => (State::Closed, "conn-refused"),
+                libc::EHOSTUNREACH => (State::Filtered, "host-unreach"),
+                libc::ENETUNREACH => (State::Filtered, "net-unreach"),
+                libc::ETIMEDOUT => (State::Filtered, "no-response"),
+                libc::EACCES | libc::EPERM => (State::Filtered, "local-prohibited"),
+                libc::ENOPROTOOPT => (State::Filtered, "proto-unreach"),
+                _ => (State::Filtered, "error"),
+            },
+        }
+    }
+}
+
+/// What the live prober knows of one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeRecord {
+    pub scanner: SocketAddr,
+    pub started: Timestamp,
+    pub outcome: ConnectOutcome,
+}
+
+/// Live-scan facts that packets alone do not carry.
+#[derive(Clone, Debug, Default)]
+pub struct LiveFacts {
+    /// Every probed target port and its attempts, in the order they were made.
+    pub probes: BTreeMap<SocketAddr, Vec<ProbeRecord>>,
+    /// False when no capture ran (no privileges): verdicts come from errno.
+    pub captured: bool,
+    /// Packets the kernel dropped before the capture read them.
+    pub capture_drops: u64,
+}
+
+/// One port's verdict and the packets that explain it.
+#[derive(Clone, Debug)]
+pub struct PortVerdict {
+    pub target: SocketAddr,
+    pub state: State,
+    /// nmap's word where it has one: syn-ack, reset, no-response, port-unreach, …
+    pub reason: &'static str,
+    pub responder: Responder,
+    pub evidence: Vec<String>,
+    /// Every packet of every attempt at this port, in time order.
+    pub trace: Vec<TracePacket>,
+    /// When the first attempt began; trace offsets count from here.
+    pub started: Timestamp,
+    pub attempts: u32,
+    /// The verdict rests on captured packets (false: on connect()'s errno).
+    pub observed: bool,
+    /// Something the reader must know: packets missing from the trace, say.
+    pub note: Option<String>,
+}
+
+/// Per-target facts that make a single packet's evidence conclusive or not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Baseline {
+    /// Hop distance of packets only the target's stack sends (SYN/ACKs; RSTs that reflect
+    /// the probe DSCP; ICMP errors from the target's address), most common value.
+    pub hops: Option<u8>,
+    /// Which kind of packet gave `hops`, for the evidence text.
+    pub hops_from: &'static str,
+    /// The TTL those packets arrived with.
+    pub ttl: Option<u8>,
+    /// The DSCP synack marked its SYNs with (0: not marked).
+    pub probe_dscp: u8,
+    /// A RST from this target reflected the probe's DSCP: the path keeps DSCP, so a RST
+    /// that does not reflect it was made by something other than the stack. Holds that
+    /// RST's port.
+    pub reflecting_rst_port: Option<u16>,
+    /// A TCP packet from this target carried an IPv6 flow label; holds (port, label).
+    pub flow_label_seen: Option<(u16, u32)>,
+}
+
+/// Hop distance from a received TTL, assuming the sender started from the nearest usual
+/// initial value at or above it (64, 128 or 255).
+pub fn hops(ttl: u8) -> u8 {
+    let initial: u16 = match ttl {
+        0..=64 => 64,
+        65..=128 => 128,
+        _ => 255,
+    };
+    (initial - ttl as u16) as u8
+}
+
+/// DSCP names as RFC 2474 / RFC 2597 / RFC 3246 give them.
+pub fn dscp_name(dscp: u8) -> String {
+    match dscp {
+        0 => "CS0 (0)".to_string(),
+        46 => "EF".to_string(),
+        d if d % 8 == 0 && d <= 56 => format!("CS{}", d / 8),
+        d if d % 2 == 0 && (10..=38).contains(&d) && (d % 8) / 2 >= 1 && (d % 8) / 2 <= 3 => {
+            format!("AF{}{}", d / 8, (d % 8) / 2)
+        }
+        d => format!("DSCP {d}"),
+    }
+}
+
+fn is_in_tcp(p: &TracePacket, pred: impl Fn(crate::decode::TcpFlags) -> bool) -> bool {
+    p.dir == Dir::In && p.flags().is_some_and(pred)
+}
+
+fn probe_dscp_of(attempt: &Attempt) -> u8 {
+    attempt
+        .packets
+        .iter()
+        .find(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()))
+        .map(|p| p.dscp)
+        .unwrap_or(0)
+}
+
+impl Baseline {
+    /// Builds the baseline of one target address from all its attempts.
+    pub fn of<'a>(target: IpAddr, attempts: impl IntoIterator<Item = &'a Attempt>) -> Baseline {
+        let mut b = Baseline::default();
+        let mut hop_votes: BTreeMap<(u8, u8), (u32, &'static str)> = BTreeMap::new();
+        for a in attempts {
+            if a.key.is_self_connect() {
+                continue;
+            }
+            let dscp = probe_dscp_of(a);
+            if dscp != 0 {
+                b.probe_dscp = dscp;
+            }
+            for p in a.packets.iter().filter(|p| p.dir == Dir::In) {
+                let stack_packet = match p.kind {
+                    PacketKind::Tcp(f) if f.is_syn_ack() => Some("SYN/ACKs"),
+                    PacketKind::Tcp(f) if f.rst() && dscp != 0 && p.dscp == dscp => {
+                        b.reflecting_rst_port.get_or_insert(a.key.target.port());
+                        Some("DSCP-reflecting RSTs")
+                    }
+                    PacketKind::Icmp(_) if p.from == target => Some("ICMP errors"),
+                    _ => None,
+                };
+                if p.flags().is_some() && p.from == target {
+                    if let Some(label) = p.flow_label.filter(|l| *l != 0) {
+                        b.flow_label_seen
+                            .get_or_insert((a.key.target.port(), label));
+                    }
+                }
+                if let Some(what) = stack_packet {
+                    let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, what));
+                    e.0 += 1;
+                }
+            }
+        }
+        if let Some(((h, ttl), (_, what))) = hop_votes.iter().max_by_key(|(_, (n, _))| *n) {
+            b.hops = Some(*h);
+            b.ttl = Some(*ttl);
+            b.hops_from = what;
+        }
+        b
+    }
+}
+
+/// Judges every port: from packets, and in a live scan also from connect()'s outcomes.
+/// Output is sorted by target address and port.
+pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerdict> {
+    let mut by_port: BTreeMap<SocketAddr, Vec<&Attempt>> = BTreeMap::new();
+    for a in attempts {
+        by_port.entry(a.key.target).or_default().push(a);
+    }
+    if let Some(live) = live {
+        // Only this scan's own attempts count; every probed port gets a verdict.
+        by_port.retain(|port, _| live.probes.contains_key(port));
+        for port in live.probes.keys() {
+            by_port.entry(*port).or_default();
+        }
+    }
+    let mut baselines: BTreeMap<IpAddr, Baseline> = BTreeMap::new();
+    let mut by_ip: BTreeMap<IpAddr, Vec<&Attempt>> = BTreeMap::new();
+    for (port, list) in &by_port {
+        by_ip
+            .entry(port.ip())
+            .or_default()
+            .extend(list.iter().copied());
+    }
+    for (ip, list) in &by_ip {
+        baselines.insert(*ip, Baseline::of(*ip, list.iter().copied()));
+    }
+    by_port
+        .into_iter()
+        .map(|(port, list)| {
+            let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
+            judge_port(port, &list, &baselines[&port.ip()], probes, live)
+        })
+        .collect()
+}
+
+fn judge_port(
+    target: SocketAddr,
+    attempts: &[&Attempt],
+    base: &Baseline,
+    probes: Option<&[ProbeRecord]>,
+    live: Option<&LiveFacts>,
+) -> PortVerdict {
+    // In a live scan, only the attempts the prober made (it knows their source ports).
+    let ours: Vec<&Attempt> = match probes {
+        Some(probes) => attempts
+            .iter()
+            .copied()
+            .filter(|a| probes.iter().any(|p| p.scanner == a.key.scanner))
+            .collect(),
+        None => attempts.to_vec(),
+    };
+    let mut trace: Vec<TracePacket> = ours
+        .iter()
+        .flat_map(|a| a.packets.iter().copied())
+        .collect();
+    trace.sort_by_key(|p| p.ts);
+    let started = ours
+        .iter()
+        .map(|a| a.started)
+        .chain(probes.into_iter().flatten().map(|p| p.started))
+        .min()
+        .unwrap_or_default();
+    let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
+    let mut v = PortVerdict {
+        target,
+        state: State::Filtered,
+        reason: "no-response",
+        responder: Responder::Unknown,
+        evidence: Vec::new(),
+        trace,
+        started,
+        attempts: n_attempts,
+        observed: true,
+        note: None,
+    };
+    let real: Vec<&Attempt> = ours
+        .iter()
+        .copied()
+        .filter(|a| !a.key.is_self_connect())
+        .collect();
+    let self_connects = ours.len() - real.len();
+    let probes_real: Vec<&ProbeRecord> = probes
+        .into_iter()
+        .flatten()
+        .filter(|p| p.outcome != ConnectOutcome::SelfConnect)
+        .collect();
+
+    if decide_from_packets(&mut v, &real, base) {
+        return v;
+    }
+    // No answer in the packets.
+    let captured = live.is_none_or(|l| l.captured);
+    if let Some(probes) = probes {
+        let answered = probes_real
+            .iter()
+            .rev()
+            .find(|p| p.outcome != ConnectOutcome::TimedOut);
+        if let Some(p) = answered {
+            // connect() heard an answer the capture does not show.
+            let (state, reason) = p.outcome.verdict();
+            v.state = state;
+            v.reason = reason;
+            v.observed = false;
+            if captured {
+                let drops = live.map(|l| l.capture_drops).unwrap_or(0);
+                v.note = Some(if drops > 0 {
+                    format!(
+                        "the answer was not captured ({drops} packets dropped by the kernel); verdict from connect()"
+                    )
+                } else {
+                    "the answer was not captured; verdict from connect()".to_string()
+                });
+            }
+            return v;
+        }
+        if probes_real.is_empty() && !probes.is_empty() {
+            v.state = State::Closed;
+            v.reason = "self-connect";
+            v.evidence.push(self_connect_evidence(target));
+            return v;
+        }
+        if !captured {
+            v.observed = false;
+        }
+    } else if real.is_empty() && self_connects > 0 {
+        v.state = State::Closed;
+        v.reason = "self-connect";
+        v.evidence.push(self_connect_evidence(target));
+        return v;
+    }
+    let syns: usize = real.iter().map(|a| a.syns_sent()).sum();
+    if captured {
+        if syns > 0 {
+            let span = v.trace.last().map(|p| p.ts.since(v.started)).unwrap_or(0);
+            v.evidence.push(format!(
+                "{syns} SYN{} over {}, no answer",
+                if syns == 1 { "" } else { "s" },
+                crate::report::fmt_secs(span)
+            ));
+        } else if probes.is_some() {
+            v.note = Some("no packets of this port were captured".to_string());
+        }
+    }
+    v
+}
+
+fn self_connect_evidence(target: SocketAddr) -> String {
+    format!(
+        "connect() to {target} from source port {} met itself (TCP simultaneous open): not a listener",
+        target.port()
+    )
+}
+
+/// Sets state, reason, responder and evidence from the packets; false when no packet
+/// answered.
+fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseline) -> bool {
+    let answers = || {
+        attempts
+            .iter()
+            .flat_map(|a| a.packets.iter().map(move |p| (*a, p)))
+            .filter(|(_, p)| p.dir == Dir::In)
+    };
+    if let Some((_, p)) = answers().find(|(_, p)| is_in_tcp(p, |f| f.is_syn_ack())) {
+        v.state = State::Open;
+        v.reason = "syn-ack";
+        v.responder = Responder::Target;
+        v.evidence.push(format!(
+            "SYN/ACK from {} (ttl {}): the handshake completes (RFC 9293 §3.5)",
+            p.from, p.ttl
+        ));
+        return true;
+    }
+    if let Some((a, p)) = answers().find(|(_, p)| is_in_tcp(p, |f| f.rst())) {
+        v.reason = "reset";
+        judge_rst(v, a, p, base);
+        return true;
+    }
+    if let Some((_, p)) =
+        answers().find(|(_, p)| matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive()))
+    {
+        let PacketKind::Icmp(kind) = p.kind else {
+            unreachable!("matched above")
+        };
+        v.state = State::Filtered;
+        v.reason = kind.name();
+        if p.from == v.target.ip() {
+            v.responder = Responder::TargetFirewall;
+            v.evidence.push(format!(
+                "{kind} from the target itself (ttl {}): its TCP stack would answer a SYN with RST (RFC 9293 §3.10.7.1), so a firewall rule on the host sent this",
+                p.ttl
+            ));
+        } else {
+            v.responder = Responder::Middlebox;
+            v.evidence.push(format!(
+                "{kind} from {}, not the target ({} hop{} away, ttl {})",
+                p.from,
+                hops(p.ttl),
+                if hops(p.ttl) == 1 { "" } else { "s" },
+                p.ttl
+            ));
+        }
+        return true;
+    }
+    false
+}
+
+/// Attributes a RST answering our SYN, and sets state and responder accordingly.
+fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &Baseline) {
+    let probe_dscp = probe_dscp_of(attempt);
+    let rst_hops = hops(rst.ttl);
+    let mut forged = false;
+    let mut stack = false;
+    let mut closer_by = 0u8;
+
+    if let (Some(h), Some(ttl)) = (base.hops, base.ttl) {
+        if rst_hops < h {
+            closer_by = h - rst_hops;
+            v.evidence.push(format!(
+                "RST ttl {} ({} hop{} away), target's {} arrive with ttl {ttl} ({h} hop{}): sent {closer_by} hop{} closer",
+                rst.ttl,
+                rst_hops,
+                if rst_hops == 1 { "" } else { "s" },
+                base.hops_from,
+                if h == 1 { "" } else { "s" },
+                if closer_by == 1 { "" } else { "s" },
+            ));
+        } else if rst_hops == h {
+            v.evidence.push(format!(
+                "RST ttl {} matches the target's {} ({h} hop{} away)",
+                rst.ttl,
+                base.hops_from,
+                if h == 1 { "" } else { "s" }
+            ));
+        } else {
+            v.evidence.push(format!(
+                "RST ttl {} is {} hop(s) farther than the target's {}: asymmetric route or a different initial TTL",
+                rst.ttl,
+                rst_hops - h,
+                base.hops_from
+            ));
+        }
+    }
+    if probe_dscp != 0 {
+        if rst.dscp == probe_dscp {
+            stack = true;
+            v.evidence.push(format!(
+                "RST reflects the probe's DSCP {}, as the Linux TCP stack does",
+                dscp_name(probe_dscp)
+            ));
+        } else if let Some(port) = base.reflecting_rst_port {
+            forged = true;
+            v.evidence.push(format!(
+                "probe DSCP {} not reflected (RST has {}), while the stack's RST on port {port} reflected it",
+                dscp_name(probe_dscp),
+                dscp_name(rst.dscp)
+            ));
+        } else {
+            v.evidence.push(format!(
+                "probe DSCP {} not reflected, but no RST from this target reflected it either: inconclusive (the path may clear DSCP)",
+                dscp_name(probe_dscp)
+            ));
+        }
+    }
+    match rst.flow_label {
+        Some(0) => {
+            if let Some((port, label)) = base.flow_label_seen {
+                forged = true;
+                v.evidence.push(format!(
+                    "RST has flow label 0, while the target's stack set one (0x{label:05x} on port {port})"
+                ));
+            }
+        }
+        Some(label) => {
+            stack = stack || closer_by == 0;
+            v.evidence.push(format!(
+                "RST carries flow label 0x{label:05x}, as the Linux stack sets"
+            ));
+        }
+        None => {}
+    }
+    if closer_by > 0 {
+        v.state = State::Filtered;
+        v.responder = Responder::Middlebox;
+    } else if forged {
+        v.state = State::Filtered;
+        v.responder = Responder::TargetFirewall;
+        v.evidence.push(
+            "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`"
+                .to_string(),
+        );
+    } else if stack {
+        v.state = State::Closed;
+        v.responder = Responder::Target;
+    } else {
+        v.state = State::Closed;
+        v.responder = Responder::Unknown;
+        if v.evidence.is_empty() {
+            v.evidence
+                .push("no baseline from this target to tell its stack from a firewall".to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
