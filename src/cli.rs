@@ -44,6 +44,14 @@ pub enum Command {
     Scan(ScanArgs),
     /// Rebuild verdicts from pcap / pcapng captures (made by synack, nmap, tcpdump, …).
     Replay(ReplayArgs),
+    /// As root: build a throw-away namespace lab with one port per behaviour (open,
+    /// closed, dropped, reset by the host's firewall or a router, ICMP-rejected), scan it
+    /// over IPv4 and IPv6, and remove it.
+    Demo {
+        /// Extra `scan` options, e.g. --json.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        scan_args: Vec<String>,
+    },
     /// Hold a namespace test lab (scanner, router, target) until stdin closes (for scripts).
     #[command(hide = true)]
     Lab {
@@ -166,6 +174,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Scan(args) => run_scan(args),
         Command::Replay(args) => run_replay(args),
+        Command::Demo { scan_args } => crate::demo::run(&scan_args),
         Command::Lab { tag } => match crate::lab::serve(&tag) {
             Ok(()) => 0,
             Err(e) => {

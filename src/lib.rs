@@ -8,6 +8,7 @@
 pub mod capfile;
 pub mod cli;
 pub mod decode;
+pub mod demo;
 pub mod exchange;
 pub mod frame;
 pub mod lab;

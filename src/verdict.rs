@@ -221,11 +221,12 @@ impl Baseline {
                     PacketKind::Icmp(_) if p.from == target => Some("ICMP errors"),
                     _ => None,
                 };
-                if p.flags().is_some() && p.from == target {
-                    if let Some(label) = p.flow_label.filter(|l| *l != 0) {
-                        b.flow_label_seen
-                            .get_or_insert((a.key.target.port(), label));
-                    }
+                if p.flags().is_some()
+                    && p.from == target
+                    && let Some(label) = p.flow_label.filter(|l| *l != 0)
+                {
+                    b.flow_label_seen
+                        .get_or_insert((a.key.target.port(), label));
                 }
                 if let Some(what) = stack_packet {
                     let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, what));
@@ -297,12 +298,15 @@ fn judge_port(
         .flat_map(|a| a.packets.iter().copied())
         .collect();
     trace.sort_by_key(|p| p.ts);
-    let started = ours
-        .iter()
-        .map(|a| a.started)
-        .chain(probes.into_iter().flatten().map(|p| p.started))
-        .min()
-        .unwrap_or_default();
+    // Offsets count from the first captured packet, so a live scan and the replay of its
+    // capture agree; without packets, from when the prober started.
+    let started = trace.first().map(|p| p.ts).unwrap_or_else(|| {
+        ours.iter()
+            .map(|a| a.started)
+            .chain(probes.into_iter().flatten().map(|p| p.started))
+            .min()
+            .unwrap_or_default()
+    });
     let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
     let mut v = PortVerdict {
         target,

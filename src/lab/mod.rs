@@ -26,8 +26,9 @@
 //!
 //! Identical for 198.18.2.1 and 2001:db8:2::1. "Router" rules sit in its FORWARD chain
 //! and match `-d <target> -p tcp --dport <port>`; "target" rules sit in the target's INPUT
-//! chain. `connect()` is what a plain connect with a short timeout reports, the
-//! errno-only view: several different verdicts collapse into one errno there.
+//! chain. `connect()` is the errno a non-blocking connect ends with given time for one
+//! retransmission (see [`ConnectOutcome`] for when it arrives): the errno-only view, where
+//! several different verdicts collapse into one errno.
 //!
 //! | port | setup | state | reason (v4 / v6) | deciding packet from | connect() v4 / v6 |
 //! |---|---|---|---|---|---|
@@ -41,7 +42,7 @@
 //! | 86 | router `REJECT --reject-with tcp-reset` | filtered | reset | router, forging the target's address, 1 hop closer | ECONNREFUSED |
 //! | 87 | router `DROP` | filtered | no-response | nobody | timeout |
 //! | 88 | router `REJECT` `icmp-admin-prohibited` / `icmp6-adm-prohibited` | filtered | admin-prohibited | router, ICMP from 198.18.1.254 / 2001:db8:1::fe | EHOSTUNREACH / EACCES |
-//! | 89 | router `REJECT` `icmp-net-unreachable` / `icmp6-no-route` | filtered | net-unreach | router, ICMP from 198.18.1.254 / 2001:db8:1::fe | timeout |
+//! | 89 | router `REJECT` `icmp-net-unreachable` / `icmp6-no-route` | filtered | net-unreach | router, ICMP from 198.18.1.254 / 2001:db8:1::fe | ENETUNREACH |
 //! | 90 | listener on target; router drops every 2nd SYN to 90, the first included (`--syn -m statistic --mode nth --every 2 --packet 0 -j DROP`) | open | syn-ack, from the retransmitted SYN (~1 s) | target stack | connected (after ~1 s) |
 //!
 //! Port 90's counter belongs to the rule (one per family) and counts every SYN to port

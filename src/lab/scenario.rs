@@ -68,15 +68,21 @@ impl Responder {
     }
 }
 
-/// What a plain `connect()` with a short timeout (a few hundred ms, or 3 s for
-/// [`PortCase::lost_syns`] > 0) reports: the errno-only view an unprivileged scan falls
-/// back to. The contrast with the packet-level verdict is the point of synack.
+/// What a non-blocking `connect()` ends with when given time for one SYN retransmission
+/// (2 s or more): the errno-only view an unprivileged scan falls back to. The contrast
+/// with the packet-level verdict is the point of synack.
+///
+/// The errno is final but its timing is not: on a veth the ICMP error for the first SYN
+/// arrives while `connect()` still holds the socket lock, so Linux keeps it only as a soft
+/// error (TcpExtLockDroppedIcmps). Observed on 6.18: IPv4 non-blocking connects still
+/// fail at once, blocking IPv4 and all IPv6 connects fail only when the retransmitted
+/// SYN's ICMP error arrives, about 1 s later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnectOutcome {
     Connected,
     /// connect() failed with this errno (a `libc::E*` value).
     Errno(i32),
-    /// Still not connected when the caller's timeout ran out.
+    /// Nothing decided within the time: the kernel would go on retransmitting SYNs.
     TimedOut,
 }
 
@@ -155,6 +161,7 @@ use Responder::{Nobody, Router, RouterForgingTarget, TargetFirewall, TargetStack
 const REFUSED: ConnectOutcome = Errno(libc::ECONNREFUSED);
 const HOST_UNREACH: ConnectOutcome = Errno(libc::EHOSTUNREACH);
 const ACCESS: ConnectOutcome = Errno(libc::EACCES);
+const NET_UNREACH: ConnectOutcome = Errno(libc::ENETUNREACH);
 
 /// The standard scenario, identical for the target's IPv4 and IPv6 address. See the table
 /// in the [module documentation](super).
@@ -492,8 +499,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         reason_v6: "net-unreach",
         responder: Router,
         lost_syns: 0,
-        connect_v4: TimedOut,
-        connect_v6: TimedOut,
+        connect_v4: NET_UNREACH,
+        connect_v6: NET_UNREACH,
     },
     PortCase {
         port: 90,

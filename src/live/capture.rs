@@ -79,14 +79,12 @@ impl Capture {
         let link = link_type_of(iface)?;
         let fd = sys::packet_socket()?;
         let prog = bpf::program(iface.is_loopback(), targets);
-        if let Err(e) = sys::attach_filter(fd, &prog).and_then(|_| {
-            sys::set_rcvbuf(fd, 32 << 20);
-            Ok(())
-        }) {
+        if let Err(e) = sys::attach_filter(fd, &prog) {
             // SAFETY: fd is ours and not yet handed to pnet.
             unsafe { libc::close(fd) };
             return Err(e);
         }
+        sys::set_rcvbuf(fd, 32 << 20);
         let config = Config {
             read_timeout: Some(Duration::from_millis(10)),
             read_buffer_size: 65536 + 64,
@@ -146,10 +144,10 @@ fn capture_loop(
                     data,
                     orig_len: data.len() as u32,
                 };
-                if let Some(w) = &writer {
-                    if w.lock().map(|mut w| w.write_frame(&frame)).is_err() {
-                        stats.write_errors += 1;
-                    }
+                if let Some(w) = &writer
+                    && !matches!(w.lock().map(|mut w| w.write_frame(&frame)), Ok(Ok(())))
+                {
+                    stats.write_errors += 1;
                 }
                 if let Ok(obs) = decode(&frame) {
                     stats.decoded += 1;

@@ -237,8 +237,9 @@ pub fn scan(
                 },
                 default(Duration::from_millis(100)) => {}
             }
-        } else if captures_open {
-            let done = prober_done_at.expect("set");
+        } else if let Some(done) = prober_done_at
+            && captures_open
+        {
             if done.elapsed() >= opts.grace || stop.load(Ordering::Relaxed) {
                 capture_stop.store(true, Ordering::Release);
             }
@@ -276,14 +277,12 @@ pub fn scan(
             ));
         }
     }
-    if let Some(w) = writer {
-        if let Ok(m) = Arc::try_unwrap(w) {
-            if let Ok(w) = m.into_inner() {
-                if let Err(e) = w.finish() {
-                    report.warnings.push(format!("capture file: {e}"));
-                }
-            }
-        }
+    if let Some(w) = writer
+        && let Ok(m) = Arc::try_unwrap(w)
+        && let Ok(w) = m.into_inner()
+        && let Err(e) = w.finish()
+    {
+        report.warnings.push(format!("capture file: {e}"));
     }
     facts.capture_drops = report.capture_drops;
     facts.probes = records;

@@ -6,8 +6,7 @@
 //! packets by 4-tuple, closes every socket as soon as its attempt ends (SO_LINGER 0: an
 //! open port sees our RST, no TIME_WAIT is left), and reports every attempt's outcome.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -116,7 +115,10 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
     let mut slots: Vec<Option<InFlight>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut generation: Vec<u32> = Vec::new();
-    let mut deadlines: BinaryHeap<Reverse<(Instant, usize, u32)>> = BinaryHeap::new();
+    // Attempts in the order they started: the timeout is the same for all of them, so the
+    // oldest expires first. It is applied when checked, so attempts started before the
+    // first round trip was measured benefit from the adapted value too.
+    let mut deadlines: VecDeque<(Instant, usize, u32)> = VecDeque::new();
     let mut retry: VecDeque<Pending> = VecDeque::new();
     // Ports in order, targets interleaved so no single host takes the whole window.
     let mut fresh = cfg
@@ -166,8 +168,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
                         },
                         f.ts,
                     ));
-                    let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
-                    deadlines.push(Reverse((f.started + timeout, slot, generation[slot])));
+                    deadlines.push_back((f.started, slot, generation[slot]));
                     in_flight += 1;
                 }
                 Ok(Started::Done(f, outcome)) => {
@@ -194,23 +195,21 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
         }
         // Wait for completions, the next deadline, or the next rate slot.
         let now = Instant::now();
+        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
         let mut wait = Duration::from_millis(50);
-        if let Some(Reverse((d, _, _))) = deadlines.peek() {
-            wait = wait.min(d.saturating_duration_since(now));
+        if let Some((started, _, _)) = deadlines.front() {
+            wait = wait.min((*started + timeout).saturating_duration_since(now));
         }
         if rate_interval.is_some() && in_flight < window && !(fresh_done && retry.is_empty()) {
             wait = wait.min(next_start.saturating_duration_since(now));
         }
-        let wait_ms = if in_flight == 0 {
-            0
-        } else {
-            wait.as_millis().min(50) as i32
-        };
-        let wait_ms = if wait_ms == 0 && in_flight > 0 && !wait.is_zero() {
-            1
-        } else {
-            wait_ms
-        };
+        if in_flight == 0 {
+            // Only the rate limit holds the next start back.
+            std::thread::sleep(wait);
+            continue;
+        }
+        // Round up so a sub-millisecond wait does not spin.
+        let wait_ms = wait.as_micros().div_ceil(1000).min(50) as i32;
         epoll.wait(&mut events_buf, wait_ms)?;
         for ev in events_buf.iter() {
             let token = ev.u64;
@@ -237,11 +236,12 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
-        while let Some(Reverse((d, slot, generation_tag))) = deadlines.peek().copied() {
-            if d > now {
+        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+        while let Some((started, slot, generation_tag)) = deadlines.front().copied() {
+            if started + timeout > now {
                 break;
             }
-            deadlines.pop();
+            deadlines.pop_front();
             if generation[slot] != generation_tag {
                 continue;
             }

@@ -1,6 +1,8 @@
 //! Sinks: render finished results. The engine never prints; these never decide.
 
+pub mod explain;
 pub mod json;
+pub mod ladder;
 pub mod text;
 
 use std::collections::BTreeMap;

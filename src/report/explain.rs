@@ -1,0 +1,1 @@
+//! Plain-language explanations (in progress).

@@ -1,0 +1,367 @@
+//! Live scans in network namespaces the tests build: the real binary, real iptables rules.
+//! Needs root; under CI=true a missing root is a failure, never a silent skip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use synack::lab::{self, Family, Lab, Responder, STANDARD_PORTS};
+
+const BIN: &str = env!("CARGO_BIN_EXE_synack");
+
+struct Scan {
+    ports: BTreeMap<u16, Value>,
+    summary: Value,
+    stderr: String,
+}
+
+fn parse(out: &Output) -> Scan {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "synack failed: {stderr}\n{stdout}");
+    let mut ports = BTreeMap::new();
+    let mut summary = Value::Null;
+    for line in stdout.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+        match v["type"].as_str() {
+            Some("port") => {
+                ports.insert(v["port"].as_u64().unwrap() as u16, v);
+            }
+            Some("summary") => summary = v,
+            other => panic!("unexpected object type {other:?}"),
+        }
+    }
+    assert!(summary.is_object(), "no summary line:\n{stdout}");
+    Scan {
+        ports,
+        summary,
+        stderr,
+    }
+}
+
+fn scan_in(ns: &str, args: &[&str]) -> Scan {
+    let out = lab::command(ns, BIN)
+        .arg("scan")
+        .args(args)
+        .output()
+        .expect("run synack");
+    parse(&out)
+}
+
+fn flags(trace: &Value) -> Vec<(String, String)> {
+    trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["dir"].as_str().unwrap().to_string(),
+                p["flags"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn expected_responder(r: Responder) -> &'static str {
+    match r {
+        Responder::TargetStack => "target",
+        Responder::TargetFirewall => "target-firewall",
+        Responder::RouterForgingTarget | Responder::Router => "middlebox",
+        Responder::Nobody => "unknown",
+    }
+}
+
+fn check_standard(family: Family, scan: &Scan) {
+    assert_eq!(scan.summary["capture_drops"], 0, "{family:?}");
+    assert_eq!(scan.ports.len(), STANDARD_PORTS.len(), "{family:?}");
+    for case in STANDARD_PORTS {
+        let v = &scan.ports[&case.port];
+        let ctx = format!("{family:?} port {} ({}): {v}", case.port, case.setup);
+        assert_eq!(v["target"], family.target().to_string(), "{ctx}");
+        assert_eq!(v["state"], case.state, "{ctx}");
+        assert_eq!(v["reason"], case.reason(family), "{ctx}");
+        assert_eq!(v["responder"], expected_responder(case.responder), "{ctx}");
+        assert_eq!(v["observed"], true, "{ctx}");
+        let trace = flags(&v["trace"]);
+        assert_eq!(trace[0], ("out".into(), "SYN".into()), "{ctx}");
+        let answers: Vec<&Value> = v["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["dir"] == "in")
+            .collect();
+        match case.responder {
+            Responder::Nobody => {
+                assert!(answers.is_empty(), "{ctx}");
+                assert!(trace.len() >= 2, "retry expected: {ctx}");
+                assert!(
+                    trace
+                        .iter()
+                        .all(|t| t == &("out".to_string(), "SYN".to_string())),
+                    "{ctx}"
+                );
+            }
+            r => {
+                let first = answers[0];
+                assert_eq!(
+                    first["from"],
+                    r.source(family).unwrap().to_string(),
+                    "{ctx}"
+                );
+                let hops = r.hops().unwrap() as u64;
+                assert_eq!(first["ttl"].as_u64().unwrap(), 65 - hops, "{ctx}");
+            }
+        }
+        match case.state {
+            "open" => {
+                assert!(trace.contains(&("in".into(), "SYN/ACK".into())), "{ctx}");
+                assert!(trace.contains(&("out".into(), "ACK".into())), "{ctx}");
+            }
+            _ if case.reason(family) == "reset" => {
+                assert_eq!(trace[1], ("in".into(), "RST/ACK".into()), "{ctx}");
+            }
+            _ => {}
+        }
+        if case.lost_syns > 0 {
+            let syns = trace.iter().filter(|t| t.1 == "SYN").count();
+            assert!(syns > case.lost_syns as usize, "{ctx}");
+        }
+        let evidence: Vec<&str> = v["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        match case.responder {
+            Responder::RouterForgingTarget => {
+                assert!(
+                    evidence.iter().any(|e| e.contains("sent 1 hop closer")),
+                    "{ctx}"
+                )
+            }
+            Responder::TargetFirewall if case.reason(family) == "reset" => {
+                assert!(
+                    evidence.iter().any(|e| e.contains("not reflected")),
+                    "{ctx}"
+                );
+                if family == Family::V6 {
+                    assert!(evidence.iter().any(|e| e.contains("flow label 0")), "{ctx}");
+                }
+            }
+            Responder::Router => assert!(evidence[0].contains("not the target"), "{ctx}"),
+            _ => {}
+        }
+    }
+}
+
+fn standard_args(family: Family) -> Vec<String> {
+    let ports: Vec<String> = STANDARD_PORTS.iter().map(|c| c.port.to_string()).collect();
+    vec![
+        family.target().to_string(),
+        "-p".into(),
+        ports.join(","),
+        "--json".into(),
+    ]
+}
+
+#[test]
+fn standard_lab_ipv4_and_ipv6_every_port() {
+    if !lab::root_or_skip("standard_lab_ipv4_and_ipv6_every_port") {
+        return;
+    }
+    let lab = Lab::standard("live").expect("build lab");
+    for family in [Family::V4, Family::V6] {
+        let args = standard_args(family);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let scan = scan_in(&lab.scanner, &args);
+        check_standard(family, &scan);
+    }
+}
+
+#[test]
+fn written_capture_replays_to_the_same_verdicts() {
+    if !lab::root_or_skip("written_capture_replays_to_the_same_verdicts") {
+        return;
+    }
+    let lab = Lab::standard("wcap").expect("build lab");
+    let dir = tempdir("wcap");
+    let pcap = dir.join("scan.pcap");
+    let mut args = standard_args(Family::V4);
+    args.extend(["-w".to_string(), pcap.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let live = scan_in(&lab.scanner, &args);
+    // tshark reads the file we wrote.
+    if which("tshark") {
+        let out = std::process::Command::new("tshark")
+            .args([
+                "-r",
+                pcap.to_str().unwrap(),
+                "-Y",
+                "tcp.flags.syn==1 && tcp.flags.ack==0",
+            ])
+            .output()
+            .expect("tshark");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let syns = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert!(syns >= STANDARD_PORTS.len(), "tshark saw {syns} SYNs");
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("tshark is missing under CI=true");
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["replay", pcap.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let replay = parse(&out);
+    assert_eq!(live.ports.len(), replay.ports.len());
+    for (port, lv) in &live.ports {
+        let rv = &replay.ports[port];
+        for field in ["state", "reason", "responder", "evidence", "trace"] {
+            assert_eq!(lv[field], rv[field], "port {port} field {field}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn without_privileges_verdicts_come_from_errno() {
+    if !lab::root_or_skip("without_privileges_verdicts_come_from_errno") {
+        return;
+    }
+    let lab = Lab::standard("unpriv").expect("build lab");
+    // A copy of the binary anyone may run, wherever the checkout lives.
+    let dir = tempdir("unpriv");
+    let bin = dir.join("synack");
+    std::fs::copy(BIN, &bin).unwrap();
+    set_mode(&dir, 0o755);
+    set_mode(&bin, 0o755);
+    let out = lab::command(&lab.scanner, "setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .args([
+            "scan",
+            "198.18.2.1",
+            "-p",
+            "22,81,82",
+            "--json",
+            "--timeout",
+            "300ms",
+        ])
+        .output()
+        .expect("setpriv");
+    let scan = parse(&out);
+    assert!(
+        scan.stderr.contains("setcap cap_net_raw+ep"),
+        "{}",
+        scan.stderr
+    );
+    assert_eq!(scan.summary["captured"], false);
+    let get = |p: u16| {
+        (
+            &scan.ports[&p]["state"],
+            &scan.ports[&p]["reason"],
+            &scan.ports[&p]["observed"],
+        )
+    };
+    assert_eq!(get(22), (&"open".into(), &"syn-ack".into(), &false.into()));
+    assert_eq!(
+        get(81),
+        (&"closed".into(), &"conn-refused".into(), &false.into())
+    );
+    assert_eq!(
+        get(82),
+        (&"filtered".into(), &"no-response".into(), &false.into())
+    );
+    assert!(scan.ports[&81]["trace"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn full_range_on_loopback_has_no_false_open_port() {
+    if !lab::root_or_skip("full_range_on_loopback_has_no_false_open_port") {
+        return;
+    }
+    let mut lo = lab::loopback("fullrange").expect("loopback lab");
+    // One listener below and one inside the (wide) ephemeral range.
+    let listeners: BTreeSet<u16> = [2222u16, 40000]
+        .iter()
+        .map(|&p| {
+            lo.listen(format!("127.0.0.1:{p}").parse().unwrap())
+                .unwrap()
+                .port()
+        })
+        .collect();
+    let out = lo
+        .command(BIN)
+        .args(["scan", "127.0.0.1", "-p-", "--json"])
+        .output()
+        .unwrap();
+    let scan = parse(&out);
+    assert_eq!(scan.ports.len(), 65535);
+    assert_eq!(scan.summary["capture_drops"], 0, "{}", scan.summary);
+    let open: BTreeSet<u16> = scan
+        .ports
+        .iter()
+        .filter(|(_, v)| v["state"] == "open")
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(open, listeners);
+    for (port, v) in &scan.ports {
+        if !listeners.contains(port) {
+            assert_eq!(v["state"], "closed", "port {port}: {v}");
+            assert_eq!(v["observed"], true, "port {port}: {v}");
+        }
+    }
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_value() {
+    for (args, needle) in [
+        (vec!["scan", "198.18.2.1", "-p", "0"], "'0'"),
+        (vec!["scan", "198.18.2.1", "-p", "90-80"], "90-80"),
+        (vec!["scan", "198.18.2.1", "-p", "70000"], "70000"),
+        (vec!["scan", "198.18.0.0/33"], "198.18.0.0/33"),
+        (vec!["scan", "nosuchhost.invalid"], "nosuchhost.invalid"),
+        (vec!["scan", "198.18.2.1", "--timeout", "soon"], "soon"),
+        (vec!["scan"], "TARGET"),
+        (vec!["replay", "/nonexistent/x.pcap"], "/nonexistent/x.pcap"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("synack-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn which(cmd: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
