@@ -99,7 +99,8 @@ impl Attempt {
             key,
             started,
             isn: None,
-            packets: Vec::new(),
+            // Most attempts are a SYN and its answer; a full-range scan holds 65,535 of them.
+            packets: Vec::with_capacity(2),
             dropped_packets: 0,
             answered: false,
         }

@@ -10,7 +10,7 @@ use crate::decode::{Skip, decode};
 use crate::exchange::Tracker;
 use crate::frame::Timestamp;
 use crate::report::ScanReport;
-use crate::verdict::judge_all;
+use crate::verdict::judge_owned;
 
 /// Replays the files as one capture. An unreadable file start is an error (exit 2);
 /// damage later in a file ends that file with a warning, keeping what was read.
@@ -55,7 +55,7 @@ pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
             if n == 1 { "" } else { "s" }
         ));
     }
-    report.verdicts = judge_all(tracker.attempts(), None);
+    report.verdicts = judge_owned(tracker.into_attempts(), None);
     if let (Some(f), Some(l)) = (first, last) {
         report.elapsed = Duration::from_nanos(l.since(f));
     }

@@ -18,6 +18,10 @@
 //! IPv6 whether its RSTs carry a flow label (Linux's do; netfilter's have 0).
 
 use std::collections::BTreeMap;
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -114,7 +118,7 @@ pub struct ProbeRecord {
 #[derive(Clone, Debug, Default)]
 pub struct LiveFacts {
     /// Every probed target port and its attempts, in the order they were made.
-    pub probes: BTreeMap<SocketAddr, Vec<ProbeRecord>>,
+    pub probes: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
     /// False when no capture ran (no privileges): verdicts come from errno.
     pub captured: bool,
     /// Packets the kernel dropped before the capture read them.
@@ -129,7 +133,9 @@ pub struct PortVerdict {
     /// nmap's word where it has one: syn-ack, reset, no-response, port-unreach, …
     pub reason: &'static str,
     pub responder: Responder,
-    pub evidence: Vec<String>,
+    /// Short facts, shared between ports that have the same ones (a full-range scan has
+    /// tens of thousands of identical "RST reflects the probe's DSCP" lines).
+    pub evidence: Vec<Arc<str>>,
     /// Every packet of every attempt at this port, in time order.
     pub trace: Vec<TracePacket>,
     /// When the first attempt began; trace offsets count from here.
@@ -246,35 +252,81 @@ impl Baseline {
 /// Judges every port: from packets, and in a live scan also from connect()'s outcomes.
 /// Output is sorted by target address and port.
 pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerdict> {
-    let mut by_port: BTreeMap<SocketAddr, Vec<&Attempt>> = BTreeMap::new();
-    for a in attempts {
-        by_port.entry(a.key.target).or_default().push(a);
+    judge_owned(attempts.to_vec(), live)
+}
+
+/// [`judge_all`], consuming the attempts: each port's attempts are freed as soon as its
+/// verdict is made, so a full-range scan does not hold both at once.
+pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<PortVerdict> {
+    // Baselines per target address, from all its attempts.
+    let mut by_ip: FxHashMap<IpAddr, Vec<u32>> = FxHashMap::default();
+    for (i, a) in attempts.iter().enumerate() {
+        by_ip.entry(a.key.target.ip()).or_default().push(i as u32);
     }
-    if let Some(live) = live {
-        // Only this scan's own attempts count; every probed port gets a verdict.
-        by_port.retain(|port, _| live.probes.contains_key(port));
-        for port in live.probes.keys() {
-            by_port.entry(*port).or_default();
-        }
-    }
-    let mut baselines: BTreeMap<IpAddr, Baseline> = BTreeMap::new();
-    let mut by_ip: BTreeMap<IpAddr, Vec<&Attempt>> = BTreeMap::new();
-    for (port, list) in &by_port {
-        by_ip
-            .entry(port.ip())
-            .or_default()
-            .extend(list.iter().copied());
-    }
-    for (ip, list) in &by_ip {
-        baselines.insert(*ip, Baseline::of(*ip, list.iter().copied()));
-    }
-    by_port
+    let baselines: FxHashMap<IpAddr, Baseline> = by_ip
         .into_iter()
-        .map(|(port, list)| {
-            let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
-            judge_port(port, &list, &baselines[&port.ip()], probes, live)
+        .map(|(ip, idx)| {
+            (
+                ip,
+                Baseline::of(ip, idx.iter().map(|&i| &attempts[i as usize])),
+            )
         })
-        .collect()
+        .collect();
+    // Attempts in port order (stable: each port's attempts stay in the order made).
+    let mut order: Vec<u32> = (0..attempts.len() as u32).collect();
+    order.sort_by_key(|&i| attempts[i as usize].key.target);
+    // In a live scan every probed port gets a verdict, and only those.
+    let mut probed: Vec<SocketAddr> = live
+        .map(|l| l.probes.keys().copied().collect())
+        .unwrap_or_default();
+    probed.sort_unstable();
+    let mut slots: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
+    let mut interned: FxHashMap<Arc<str>, ()> = FxHashMap::default();
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0usize, 0usize);
+    let no_baseline = Baseline::default();
+    loop {
+        let next_attempt = order
+            .get(i)
+            .map(|&k| slots[k as usize].as_ref().expect("taken once").key.target);
+        let port = match (next_attempt, probed.get(j), live.is_some()) {
+            (None, None, _) | (None, Some(_), false) => break,
+            (Some(a), _, false) => a,
+            (Some(a), Some(&p), true) => a.min(p),
+            (None, Some(&p), true) => p,
+            (Some(a), None, true) => a,
+        };
+        let mut mine: Vec<Attempt> = Vec::new();
+        while let Some(&k) = order.get(i) {
+            if slots[k as usize].as_ref().map(|a| a.key.target) != Some(port) {
+                break;
+            }
+            mine.extend(slots[k as usize].take());
+            i += 1;
+        }
+        if probed.get(j) == Some(&port) {
+            j += 1;
+        }
+        if let Some(live) = live
+            && !live.probes.contains_key(&port)
+        {
+            continue;
+        }
+        let refs: Vec<&Attempt> = mine.iter().collect();
+        let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
+        let base = baselines.get(&port.ip()).unwrap_or(&no_baseline);
+        let mut v = judge_port(port, &refs, base, probes, live);
+        for e in v.evidence.iter_mut() {
+            match interned.get_key_value(e) {
+                Some((shared, _)) => *e = shared.clone(),
+                None => {
+                    interned.insert(e.clone(), ());
+                }
+            }
+        }
+        out.push(v);
+    }
+    out
 }
 
 fn judge_port(
@@ -363,7 +415,7 @@ fn judge_port(
         if probes_real.is_empty() && !probes.is_empty() {
             v.state = State::Closed;
             v.reason = "self-connect";
-            v.evidence.push(self_connect_evidence(target));
+            push_evidence(&mut v.evidence, self_connect_evidence(target));
             return v;
         }
         if !captured {
@@ -372,23 +424,30 @@ fn judge_port(
     } else if real.is_empty() && self_connects > 0 {
         v.state = State::Closed;
         v.reason = "self-connect";
-        v.evidence.push(self_connect_evidence(target));
+        push_evidence(&mut v.evidence, self_connect_evidence(target));
         return v;
     }
     let syns: usize = real.iter().map(|a| a.syns_sent()).sum();
     if captured {
         if syns > 0 {
             let span = v.trace.last().map(|p| p.ts.since(v.started)).unwrap_or(0);
-            v.evidence.push(format!(
-                "{syns} SYN{} over {}, no answer",
-                if syns == 1 { "" } else { "s" },
-                crate::report::fmt_secs(span)
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "{syns} SYN{} over {}, no answer",
+                    if syns == 1 { "" } else { "s" },
+                    crate::report::fmt_secs(span)
+                ),
+            );
         } else if probes.is_some() {
             v.note = Some("no packets of this port were captured".to_string());
         }
     }
     v
+}
+
+fn push_evidence(evidence: &mut Vec<Arc<str>>, fact: String) {
+    evidence.push(Arc::from(fact));
 }
 
 fn self_connect_evidence(target: SocketAddr) -> String {
@@ -411,10 +470,13 @@ fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseli
         v.state = State::Open;
         v.reason = "syn-ack";
         v.responder = Responder::Target;
-        v.evidence.push(format!(
-            "SYN/ACK from {} (ttl {}): the handshake completes (RFC 9293 §3.5)",
-            p.from, p.ttl
-        ));
+        push_evidence(
+            &mut v.evidence,
+            format!(
+                "SYN/ACK from {} (ttl {}): the handshake completes (RFC 9293 §3.5)",
+                p.from, p.ttl
+            ),
+        );
         return true;
     }
     if let Some((a, p)) = answers().find(|(_, p)| is_in_tcp(p, |f| f.rst())) {
@@ -432,19 +494,25 @@ fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseli
         v.reason = kind.name();
         if p.from == v.target.ip() {
             v.responder = Responder::TargetFirewall;
-            v.evidence.push(format!(
-                "{kind} from the target itself (ttl {}): its TCP stack would answer a SYN with RST (RFC 9293 §3.10.7.1), so a firewall rule on the host sent this",
-                p.ttl
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "{kind} from the target itself (ttl {}): its TCP stack would answer a SYN with RST (RFC 9293 §3.10.7.1), so a firewall rule on the host sent this",
+                    p.ttl
+                ),
+            );
         } else {
             v.responder = Responder::Middlebox;
-            v.evidence.push(format!(
-                "{kind} from {}, not the target ({} hop{} away, ttl {})",
-                p.from,
-                hops(p.ttl),
-                if hops(p.ttl) == 1 { "" } else { "s" },
-                p.ttl
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "{kind} from {}, not the target ({} hop{} away, ttl {})",
+                    p.from,
+                    hops(p.ttl),
+                    if hops(p.ttl) == 1 { "" } else { "s" },
+                    p.ttl
+                ),
+            );
         }
         return true;
     }
@@ -462,66 +530,88 @@ fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &B
     if let (Some(h), Some(ttl)) = (base.hops, base.ttl) {
         if rst_hops < h {
             closer_by = h - rst_hops;
-            v.evidence.push(format!(
-                "RST ttl {} ({} hop{} away), target's {} arrive with ttl {ttl} ({h} hop{}): sent {closer_by} hop{} closer",
-                rst.ttl,
-                rst_hops,
-                if rst_hops == 1 { "" } else { "s" },
-                base.hops_from,
-                if h == 1 { "" } else { "s" },
-                if closer_by == 1 { "" } else { "s" },
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "RST ttl {} ({} hop{} away), target's {} arrive with ttl {ttl} ({h} hop{}): sent {closer_by} hop{} closer",
+                    rst.ttl,
+                    rst_hops,
+                    if rst_hops == 1 { "" } else { "s" },
+                    base.hops_from,
+                    if h == 1 { "" } else { "s" },
+                    if closer_by == 1 { "" } else { "s" },
+                ),
+            );
         } else if rst_hops == h {
-            v.evidence.push(format!(
-                "RST ttl {} matches the target's {} ({h} hop{} away)",
-                rst.ttl,
-                base.hops_from,
-                if h == 1 { "" } else { "s" }
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "RST ttl {} matches the target's {} ({h} hop{} away)",
+                    rst.ttl,
+                    base.hops_from,
+                    if h == 1 { "" } else { "s" }
+                ),
+            );
         } else {
-            v.evidence.push(format!(
-                "RST ttl {} is {} hop(s) farther than the target's {}: asymmetric route or a different initial TTL",
-                rst.ttl,
-                rst_hops - h,
-                base.hops_from
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "RST ttl {} is {} hop(s) farther than the target's {}: asymmetric route or a different initial TTL",
+                    rst.ttl,
+                    rst_hops - h,
+                    base.hops_from
+                ),
+            );
         }
     }
     if probe_dscp != 0 {
         if rst.dscp == probe_dscp {
             stack = true;
-            v.evidence.push(format!(
-                "RST reflects the probe's DSCP {}, as the Linux TCP stack does",
-                dscp_name(probe_dscp)
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "RST reflects the probe's DSCP {}, as the Linux TCP stack does",
+                    dscp_name(probe_dscp)
+                ),
+            );
         } else if let Some(port) = base.reflecting_rst_port {
             forged = true;
-            v.evidence.push(format!(
-                "probe DSCP {} not reflected (RST has {}), while the stack's RST on port {port} reflected it",
-                dscp_name(probe_dscp),
-                dscp_name(rst.dscp)
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "probe DSCP {} not reflected (RST has {}), while the stack's RST on port {port} reflected it",
+                    dscp_name(probe_dscp),
+                    dscp_name(rst.dscp)
+                ),
+            );
         } else {
-            v.evidence.push(format!(
-                "probe DSCP {} not reflected, but no RST from this target reflected it either: inconclusive (the path may clear DSCP)",
-                dscp_name(probe_dscp)
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!(
+                    "probe DSCP {} not reflected, but no RST from this target reflected it either: inconclusive (the path may clear DSCP)",
+                    dscp_name(probe_dscp)
+                ),
+            );
         }
     }
     match rst.flow_label {
         Some(0) => {
             if let Some((port, label)) = base.flow_label_seen {
                 forged = true;
-                v.evidence.push(format!(
-                    "RST has flow label 0, while the target's stack set one (0x{label:05x} on port {port})"
-                ));
+                push_evidence(
+                    &mut v.evidence,
+                    format!(
+                        "RST has flow label 0, while the target's stack set one (0x{label:05x} on port {port})"
+                    ),
+                );
             }
         }
         Some(label) => {
             stack = stack || closer_by == 0;
-            v.evidence.push(format!(
-                "RST carries flow label 0x{label:05x}, as the Linux stack sets"
-            ));
+            push_evidence(
+                &mut v.evidence,
+                format!("RST carries flow label 0x{label:05x}, as the Linux stack sets"),
+            );
         }
         None => {}
     }
@@ -531,7 +621,7 @@ fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &B
     } else if forged {
         v.state = State::Filtered;
         v.responder = Responder::TargetFirewall;
-        v.evidence.push(
+        push_evidence(&mut v.evidence, 
             "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`"
                 .to_string(),
         );
@@ -542,8 +632,10 @@ fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &B
         v.state = State::Closed;
         v.responder = Responder::Unknown;
         if v.evidence.is_empty() {
-            v.evidence
-                .push("no baseline from this target to tell its stack from a firewall".to_string());
+            push_evidence(
+                &mut v.evidence,
+                "no baseline from this target to tell its stack from a firewall".to_string(),
+            );
         }
     }
 }

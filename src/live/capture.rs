@@ -28,6 +28,9 @@ pub type Batch = Vec<(Timestamp, Observation)>;
 pub type SharedWriter = Arc<Mutex<PcapWriter<std::io::BufWriter<std::fs::File>>>>;
 
 const BATCH: usize = 256;
+/// How long the capture sleeps when the socket queue is empty. The socket buffer holds
+/// far more than a nap's worth of packets.
+const NAP: Duration = Duration::from_micros(500);
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
 /// After the stop signal, the queue is drained at most this long.
 const DRAIN_LIMIT: Duration = Duration::from_millis(500);
@@ -86,7 +89,9 @@ impl Capture {
         }
         sys::set_rcvbuf(fd, 32 << 20);
         let config = Config {
-            read_timeout: Some(Duration::from_millis(10)),
+            // Never block in pnet's poll(): an empty queue returns at once and the loop
+            // naps instead, so packets are read in bursts rather than one wake-up each.
+            read_timeout: Some(Duration::ZERO),
             read_buffer_size: 65536 + 64,
             promiscuous: false,
             socket_fd: Some(fd),
@@ -159,6 +164,13 @@ fn capture_loop(
                 if stop.load(Ordering::Acquire) {
                     break;
                 }
+                if !batch.is_empty() {
+                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                        break;
+                    }
+                    last_flush = Instant::now();
+                }
+                std::thread::sleep(NAP);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => break,

@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, unbounded};
 use pnet_datalink::NetworkInterface;
+use rustc_hash::FxHashMap;
 
 use crate::capfile::PcapWriter;
 use crate::exchange::Tracker;
 use crate::report::ScanReport;
 use crate::targets::Target;
-use crate::verdict::{ConnectOutcome, LiveFacts, State, judge_all};
+use crate::verdict::{ConnectOutcome, LiveFacts, State, judge_owned};
 use capture::{Capture, SharedWriter};
 use prober::{ProbeConfig, ProbeEvent};
 
@@ -199,7 +200,7 @@ pub fn scan(
     report.captured = !captures.is_empty();
 
     // The prober.
-    let (ev_tx, ev_rx) = unbounded::<ProbeEvent>();
+    let (ev_tx, ev_rx) = unbounded::<Vec<ProbeEvent>>();
     let mut cfg = opts.probe.clone();
     cfg.targets = addrs.clone();
     let probe_stop = stop.clone();
@@ -216,7 +217,7 @@ pub fn scan(
         captured: report.captured,
         ..LiveFacts::default()
     };
-    let mut records: BTreeMap<SocketAddr, Vec<crate::verdict::ProbeRecord>> = BTreeMap::new();
+    let mut records: FxHashMap<SocketAddr, Vec<crate::verdict::ProbeRecord>> = FxHashMap::default();
     let mut progress = Progress {
         ports_total: addrs.len() * opts.probe.ports.len(),
         ..Progress::default()
@@ -224,14 +225,19 @@ pub fn scan(
     let mut last_progress = Instant::now();
     let mut prober_done_at: Option<Instant> = None;
     let mut captures_open = report.captured;
+    // Selecting on a closed channel returns at once: once the captures are gone, wait on
+    // one that never delivers instead.
+    let no_capture = crossbeam_channel::never::<capture::Batch>();
     loop {
         if prober_done_at.is_none() {
             select! {
                 recv(ev_rx) -> ev => match ev {
-                    Ok(ev) => handle_event(ev, &mut tracker, &mut records, &mut facts, &mut progress, &mut report),
+                    Ok(evs) => for ev in evs {
+                        handle_event(ev, &mut tracker, &mut records, &mut facts, &mut progress, &mut report)
+                    },
                     Err(_) => prober_done_at = Some(Instant::now()),
                 },
-                recv(cap_rx) -> batch => match batch {
+                recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
                     Ok(batch) => for (ts, obs) in &batch { tracker.observe(*ts, obs, accept) },
                     Err(_) => captures_open = false,
                 },
@@ -287,7 +293,7 @@ pub fn scan(
     facts.capture_drops = report.capture_drops;
     facts.probes = records;
     report.interrupted = stop.load(Ordering::Relaxed);
-    report.verdicts = judge_all(tracker.attempts(), Some(&facts));
+    report.verdicts = judge_owned(tracker.into_attempts(), Some(&facts));
     report.elapsed = began.elapsed();
     Ok(report)
 }
@@ -295,7 +301,7 @@ pub fn scan(
 fn handle_event(
     ev: ProbeEvent,
     tracker: &mut Tracker,
-    records: &mut BTreeMap<SocketAddr, Vec<crate::verdict::ProbeRecord>>,
+    records: &mut FxHashMap<SocketAddr, Vec<crate::verdict::ProbeRecord>>,
     facts: &mut LiveFacts,
     progress: &mut Progress,
     report: &mut ScanReport,

@@ -100,15 +100,47 @@ struct InFlight {
 /// Work waiting to start: (target, attempts made so far, self-connects so far).
 type Pending = (SocketAddr, u32, u32);
 
+/// Events go out in batches, one per turn of the loop: a message per event would wake
+/// the correlator hundreds of thousands of times in a full-range scan.
+struct Outbox<'a> {
+    tx: &'a Sender<Vec<ProbeEvent>>,
+    buf: Vec<ProbeEvent>,
+}
+
+impl Outbox<'_> {
+    fn push(&mut self, ev: ProbeEvent) {
+        self.buf.push(ev);
+    }
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Runs the whole probe and returns when every port is done or `stop` is set.
-pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) -> io::Result<()> {
+pub fn run(
+    cfg: &ProbeConfig,
+    events: &Sender<Vec<ProbeEvent>>,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    let mut out = Outbox {
+        tx: events,
+        buf: Vec::new(),
+    };
+    let result = run_inner(cfg, &mut out, stop);
+    out.flush();
+    result
+}
+
+fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::Result<()> {
     let epoll = sys::Epoll::new()?;
     let nofile = sys::raise_nofile_limit();
     let fd_budget = nofile.saturating_sub(64).max(8) as usize;
     let mut window = cfg.parallelism.max(1);
     if window > fd_budget {
         window = fd_budget;
-        let _ = events.send(ProbeEvent::Notice(format!(
+        out.push(ProbeEvent::Notice(format!(
             "parallelism capped at {window}: the open-file limit (RLIMIT_NOFILE) is {nofile}"
         )));
     }
@@ -161,7 +193,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
             match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
                 Ok(Started::InFlight(slot)) => {
                     let f = slots[slot].as_ref().expect("just filled");
-                    let _ = events.send(ProbeEvent::Started(
+                    out.push(ProbeEvent::Started(
                         FlowKey {
                             scanner: f.local,
                             target: f.target,
@@ -172,7 +204,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
                     in_flight += 1;
                 }
                 Ok(Started::Done(f, outcome)) => {
-                    finish(cfg, events, f, outcome, &mut retry);
+                    finish(cfg, out, f, outcome, &mut retry);
                 }
                 Err(StartError::NoFds(job)) => {
                     // EMFILE/ENFILE: shrink the window to what is in flight and try again
@@ -181,7 +213,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
                     window = in_flight.max(1);
                     if !emfile_noted {
                         emfile_noted = true;
-                        let _ = events.send(ProbeEvent::Notice(format!(
+                        out.push(ProbeEvent::Notice(format!(
                             "out of file descriptors: parallelism lowered to {window}"
                         )));
                     }
@@ -203,6 +235,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
         if rate_interval.is_some() && in_flight < window && !(fresh_done && retry.is_empty()) {
             wait = wait.min(next_start.saturating_duration_since(now));
         }
+        out.flush();
         if in_flight == 0 {
             // Only the rate limit holds the next start back.
             std::thread::sleep(wait);
@@ -232,7 +265,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
             if !matches!(outcome, ConnectOutcome::SelfConnect) {
                 rtt.sample(f.started.elapsed());
             }
-            finish(cfg, events, f, outcome, &mut retry);
+            finish(cfg, out, f, outcome, &mut retry);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
@@ -249,7 +282,7 @@ pub fn run(cfg: &ProbeConfig, events: &Sender<ProbeEvent>, stop: &AtomicBool) ->
             generation[slot] = generation[slot].wrapping_add(1);
             free.push(slot);
             in_flight -= 1;
-            finish(cfg, events, f, ConnectOutcome::TimedOut, &mut retry);
+            finish(cfg, out, f, ConnectOutcome::TimedOut, &mut retry);
         }
     }
     // Interrupted: close what is in flight; those ports get no verdict.
@@ -343,7 +376,7 @@ fn start(
 /// Records an ended attempt, closes its socket and queues a retry when one is due.
 fn finish(
     cfg: &ProbeConfig,
-    events: &Sender<ProbeEvent>,
+    out: &mut Outbox<'_>,
     f: InFlight,
     outcome: ConnectOutcome,
     retry: &mut VecDeque<Pending>,
@@ -356,7 +389,7 @@ fn finish(
     let target = f.target;
     // Close now: RST for a connected socket, nothing left behind.
     drop(f.fd);
-    let _ = events.send(ProbeEvent::Finished(target, record));
+    out.push(ProbeEvent::Finished(target, record));
     let again = match outcome {
         ConnectOutcome::TimedOut => f.attempt <= cfg.retries,
         // A socket connected to itself is not an answer from the port: try again from
@@ -371,7 +404,7 @@ fn finish(
         };
         retry.push_back((target, attempt, selfc));
     } else {
-        let _ = events.send(ProbeEvent::PortDone(target));
+        out.push(ProbeEvent::PortDone(target));
     }
 }
 

@@ -1,76 +1,162 @@
-//! JSON Lines: one object per port, then one summary object.
+//! JSON Lines: one object per port, then one summary object. Serialised straight from
+//! borrowed structs: a full-range scan writes 65,535 objects.
 
+use std::fmt;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use serde::{Serialize, Serializer};
 
-use super::{ScanReport, packet_label};
-use crate::exchange::{Dir, TracePacket};
+use super::ScanReport;
+use crate::exchange::{Dir, PacketKind, TracePacket};
 use crate::verdict::{PortVerdict, State};
 
-fn packet(p: &TracePacket, v: &PortVerdict) -> Value {
-    let mut o = json!({
-        "dir": match p.dir { Dir::Out => "out", Dir::In => "in" },
-        "flags": packet_label(p),
-        "t_ms": (p.ts.since(v.started) as f64 / 1e6 * 1000.0).round() / 1000.0,
-        "ttl": p.ttl,
-        "seq": p.seq,
-        "ack": p.ack,
-        "win": p.win,
-        "from": p.from.to_string(),
-        "sport": p.scanner_port,
-        "dscp": p.dscp,
-        "retransmission": p.retransmission,
-    });
-    if let Some(id) = p.ip_id {
-        o["ip_id"] = json!(id);
+/// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
+struct Label(PacketKind);
+
+impl Serialize for Label {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            PacketKind::Tcp(f) => s.collect_str(&f),
+            PacketKind::Icmp(k) => s.collect_str(&k),
+        }
     }
-    if let Some(label) = p.flow_label {
-        o["flow_label"] = json!(label);
-    }
-    o
 }
 
-/// One port as a JSON object.
-pub fn port_object(v: &PortVerdict) -> Value {
-    let mut o = json!({
-        "type": "port",
-        "target": v.target.ip().to_string(),
-        "port": v.target.port(),
-        "state": v.state.as_str(),
-        "reason": v.reason,
-        "responder": v.responder.as_str(),
-        "evidence": v.evidence,
-        "observed": v.observed,
-        "attempts": v.attempts,
-        "trace": v.trace.iter().map(|p| packet(p, v)).collect::<Vec<_>>(),
-    });
-    if let Some(note) = &v.note {
-        o["note"] = json!(note);
-    }
-    o
+#[derive(Serialize)]
+struct PacketJson {
+    dir: &'static str,
+    flags: Label,
+    t_ms: f64,
+    ttl: u8,
+    seq: u32,
+    ack: u32,
+    win: u16,
+    from: IpAddr,
+    sport: u16,
+    dscp: u8,
+    retransmission: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_id: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_label: Option<u32>,
 }
 
-pub fn summary_object(report: &ScanReport) -> Value {
-    json!({
-        "type": "summary",
-        "ports": report.verdicts.len(),
-        "open": report.count(State::Open),
-        "closed": report.count(State::Closed),
-        "filtered": report.count(State::Filtered),
-        "elapsed_s": report.elapsed.as_secs_f64(),
-        "captured": report.captured,
-        "capture_drops": report.capture_drops,
-        "interrupted": report.interrupted,
-        "warnings": report.warnings,
-    })
+/// Milliseconds since the port's first packet, rounded to the microsecond.
+fn t_ms(p: &TracePacket, v: &PortVerdict) -> f64 {
+    (p.ts.since(v.started) as f64 / 1e3).round() / 1e3
+}
+
+struct Trace<'a>(&'a PortVerdict);
+
+impl Serialize for Trace<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        s.collect_seq(v.trace.iter().map(|p| PacketJson {
+            dir: match p.dir {
+                Dir::Out => "out",
+                Dir::In => "in",
+            },
+            flags: Label(p.kind),
+            t_ms: t_ms(p, v),
+            ttl: p.ttl,
+            seq: p.seq,
+            ack: p.ack,
+            win: p.win,
+            from: p.from,
+            sport: p.scanner_port,
+            dscp: p.dscp,
+            retransmission: p.retransmission,
+            ip_id: p.ip_id,
+            flow_label: p.flow_label,
+        }))
+    }
+}
+
+struct Target(IpAddr);
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Serialize)]
+struct PortJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    target: Target,
+    port: u16,
+    state: &'static str,
+    reason: &'static str,
+    responder: &'static str,
+    evidence: &'a [std::sync::Arc<str>],
+    observed: bool,
+    attempts: u32,
+    trace: Trace<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+}
+
+fn port_json(v: &PortVerdict) -> PortJson<'_> {
+    PortJson {
+        kind: "port",
+        target: Target(v.target.ip()),
+        port: v.target.port(),
+        state: v.state.as_str(),
+        reason: v.reason,
+        responder: v.responder.as_str(),
+        evidence: &v.evidence,
+        observed: v.observed,
+        attempts: v.attempts,
+        trace: Trace(v),
+        note: v.note.as_deref(),
+    }
+}
+
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    ports: usize,
+    open: usize,
+    closed: usize,
+    filtered: usize,
+    elapsed_s: f64,
+    captured: bool,
+    capture_drops: u64,
+    interrupted: bool,
+    warnings: &'a [String],
+}
+
+/// One port as a JSON value (for tests and embedding).
+pub fn port_object(v: &PortVerdict) -> serde_json::Value {
+    serde_json::to_value(port_json(v)).expect("plain data serialises")
 }
 
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
     for v in &report.verdicts {
-        serde_json::to_writer(&mut *out, &port_object(v))?;
+        serde_json::to_writer(&mut *out, &port_json(v))?;
         out.write_all(b"\n")?;
     }
-    serde_json::to_writer(&mut *out, &summary_object(report))?;
+    let summary = SummaryJson {
+        kind: "summary",
+        ports: report.verdicts.len(),
+        open: report.count(State::Open),
+        closed: report.count(State::Closed),
+        filtered: report.count(State::Filtered),
+        elapsed_s: report.elapsed.as_secs_f64(),
+        captured: report.captured,
+        capture_drops: report.capture_drops,
+        interrupted: report.interrupted,
+        warnings: &report.warnings,
+    };
+    serde_json::to_writer(&mut *out, &summary)?;
     out.write_all(b"\n")
 }

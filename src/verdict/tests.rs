@@ -190,7 +190,7 @@ fn dropped_port_lists_retransmissions() {
     assert_eq!((v.state, v.reason), (State::Filtered, "no-response"));
     assert_eq!(v.trace.len(), 2);
     assert!(v.trace[1].retransmission);
-    assert_eq!(v.evidence, vec!["2 SYNs over 1.0s, no answer".to_string()]);
+    assert_eq!(v.evidence, vec![Arc::from("2 SYNs over 1.0s, no answer")]);
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn a_later_answer_beats_an_earlier_silence() {
 }
 
 fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFacts {
-    let mut probes = BTreeMap::new();
+    let mut probes = rustc_hash::FxHashMap::default();
     probes.insert(target.parse().unwrap(), records);
     LiveFacts {
         probes,
