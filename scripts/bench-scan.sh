@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Scan benchmark, all in one run on this machine, inside a throw-away namespace lab:
+#  throughput: full 65,535-port scans of the router's own address (every port closed)
+#              by synack (capturing and tracing every packet), a bare nonblocking connect
+#              loop (examples/bare_connect.rs) and nmap -sT;
+#  mixed:      full-range scans of the lab target (open, DROP, REJECT ports) by synack and
+#              nmap -sT.
+# Prints medians of RUNS runs, ratios, synack's peak RSS and capture drops. Needs root.
+# Traffic stays inside the lab's namespaces (198.18.0.0/15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-3}"
+export DEBIAN_FRONTEND=noninteractive
+for t in nmap:nmap /usr/bin/time:time iptables:iptables bc:bc; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || { apt-get update -qq; apt-get install -y -qq "${t#*:}" >/dev/null; }
+done
+cargo build --release --quiet --bin synack --example bare_connect
+BIN=target/release/synack
+BARE=target/release/examples/bare_connect
+
+work=$(mktemp -d)
+mkfifo "$work/hold"
+"$BIN" lab bench < "$work/hold" > "$work/lab.out" 2>&1 &
+lab_pid=$!
+exec 3> "$work/hold"
+cleanup() { exec 3>&- || true; wait "$lab_pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+for _ in $(seq 1 100); do grep -q '^ready' "$work/lab.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^ready' "$work/lab.out" || { cat "$work/lab.out"; exit 1; }
+NS=$(grep -o 'scanner=[^ ]*' "$work/lab.out" | cut -d= -f2)
+in_ns() { ip netns exec "$NS" "$@"; }
+
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Runs "$@" RUNS times in the scanner namespace; prints the median wall time.
+time_it() {
+  local name=$1; shift
+  for _ in $(seq 1 "$RUNS"); do
+    local t0 t1; t0=$(now); in_ns "$@" > "$work/$name.out" 2>&1; t1=$(now)
+    echo "$t1 - $t0" | bc -l
+  done | median
+}
+
+echo "== throughput: 65,535 closed ports on 198.18.1.254 (median of $RUNS) =="
+bare=$(time_it bare "$BARE" 198.18.1.254 1 65535 512)
+grep bare_connect "$work/bare.out"
+syn=$(time_it synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json)
+rss=$(grep maxrss_kb "$work/synack.out" | awk '{print $2}')
+drops=$(grep '"type":"summary"' "$work/synack.out" | sed 's/.*"capture_drops":\([0-9]*\).*/\1/')
+closed=$(grep '"type":"summary"' "$work/synack.out" | sed 's/.*"closed":\([0-9]*\).*/\1/')
+nmap_t=$(time_it nmap nmap -sT -p- -n -Pn 198.18.1.254)
+printf '  bare connect loop  %6.3f s\n' "$bare"
+printf '  synack (capture)   %6.3f s   %.2fx bare   peak RSS %d MB   capture drops %s   closed %s\n' \
+  "$syn" "$(echo "$syn / $bare" | bc -l)" "$((rss / 1024))" "$drops" "$closed"
+printf '  nmap -sT           %6.3f s   %.2fx bare\n' "$nmap_t" "$(echo "$nmap_t / $bare" | bc -l)"
+
+echo "== mixed: 65,535 ports on the lab target 198.18.2.1 (open, closed, DROP, REJECT) =="
+syn_m=$(time_it synack_m "$BIN" scan 198.18.2.1 -p- --json)
+nmap_m=$(time_it nmap_m nmap -sT -p- -n -Pn 198.18.2.1)
+grep '"type":"summary"' "$work/synack_m.out" | cut -c1-160
+grep -E '^[0-9]+/tcp' "$work/nmap_m.out" | head -20 | tr '\n' ';'; echo
+printf '  synack   %6.3f s   %.2fx nmap\n' "$syn_m" "$(echo "$syn_m / $nmap_m" | bc -l)"
+printf '  nmap -sT %6.3f s\n' "$nmap_m"
