@@ -72,6 +72,15 @@ pub struct OutputArgs {
     /// Plain ASCII arrows (-> <-) instead of Unicode (→ ←).
     #[arg(long)]
     pub ascii: bool,
+    /// Under each port, a sequence diagram of its packets (scanner, router, target).
+    #[arg(long)]
+    pub ladder: bool,
+    /// Under each port, why this verdict, citing RFC 9293 and the typical firewall rule.
+    #[arg(long)]
+    pub explain: bool,
+    /// No colour (also: NO_COLOR set, or stdout not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +120,10 @@ pub struct ScanArgs {
     /// Do not capture: verdicts from connect() alone, as nmap -sT.
     #[arg(long)]
     pub no_capture: bool,
+    /// Print each packet as it is captured, tagged with its port, while the scan runs
+    /// (on stderr with --json).
+    #[arg(long)]
+    pub live: bool,
     /// Also write every captured frame to this pcap file.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcap")]
     pub write: Option<PathBuf>,
@@ -221,21 +234,16 @@ fn run_scan(args: ScanArgs) -> i32 {
     };
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone());
-    let show_progress = io::stderr().is_terminal();
-    let mut progress_shown = false;
-    let mut on_progress = |p: &Progress| {
-        if show_progress && p.elapsed >= Duration::from_secs(1) {
-            progress_shown = true;
-            let rate = p.ports_done as f64 / p.elapsed.as_secs_f64().max(0.001);
-            let left = (p.ports_total - p.ports_done) as f64 / rate.max(1.0);
-            eprint!(
-                "\r\x1b[K{}/{} ports · {} open · {:.0} ports/s · ~{:.0}s left",
-                p.ports_done, p.ports_total, p.open, rate, left
-            );
-        }
+    let mut hooks = CliHooks {
+        show_progress: io::stderr().is_terminal(),
+        progress_shown: false,
+        live: args.live,
+        live_to_stderr: args.output.json,
+        unicode: !args.output.ascii,
+        first_ts: None,
     };
-    let result = live::scan(&targets, &opts, stop.clone(), &mut on_progress);
-    if progress_shown {
+    let result = live::scan(&targets, &opts, stop.clone(), &mut hooks);
+    if hooks.progress_shown {
         eprint!("\r\x1b[K");
     }
     let report = match result {
@@ -250,6 +258,46 @@ fn run_scan(args: ScanArgs) -> i32 {
     };
     let code = emit(&report, &args.output);
     if report.interrupted { 130 } else { code }
+}
+
+/// Progress line on stderr (only on a terminal, never on stdout) and `--live` packets.
+struct CliHooks {
+    show_progress: bool,
+    progress_shown: bool,
+    live: bool,
+    live_to_stderr: bool,
+    unicode: bool,
+    first_ts: Option<crate::frame::Timestamp>,
+}
+
+impl live::ScanHooks for CliHooks {
+    fn progress(&mut self, p: &Progress) {
+        if self.show_progress && p.elapsed >= Duration::from_secs(1) {
+            self.progress_shown = true;
+            let rate = p.ports_done as f64 / p.elapsed.as_secs_f64().max(0.001);
+            let left = (p.ports_total - p.ports_done) as f64 / rate.max(1.0);
+            eprint!(
+                "\r\x1b[K{}/{} ports · {} open · {:.0} ports/s · ~{:.0}s left",
+                p.ports_done, p.ports_total, p.open, rate, left
+            );
+        }
+    }
+
+    fn packet(&mut self, ts: crate::frame::Timestamp, obs: &crate::decode::Observation) {
+        if !self.live {
+            return;
+        }
+        let first = *self.first_ts.get_or_insert(ts);
+        let line = report::live_line(ts.since(first), obs, self.unicode);
+        if self.progress_shown {
+            eprint!("\r\x1b[K");
+        }
+        if self.live_to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
 }
 
 fn run_replay(args: ReplayArgs) -> i32 {
@@ -269,9 +317,20 @@ fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     let result = if out.json {
         report::json::write(&mut lock, report)
     } else {
+        let color = !out.no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && io::stdout().is_terminal();
+        // Plain ASCII whenever colour is off, so a piped or logged diagram stays plain.
+        let unicode = !out.ascii && color;
         let opts = TextOptions {
             unicode: !out.ascii,
             show_all: out.show_all,
+            ladder: out.ladder.then_some(crate::report::ladder::LadderOptions {
+                unicode,
+                color,
+                width: 80,
+            }),
+            explain: out.explain,
             ..TextOptions::default()
         };
         report::text::write(&mut lock, report, &opts)

@@ -177,7 +177,7 @@ impl IcmpKind {
         }
     }
 
-    /// Whether this error ends a connection attempt. RFC 9293 §3.8.3 (after RFC 1122
+    /// Whether this error ends a connection attempt. RFC 9293 §3.9.2.2 (after RFC 1122
     /// §4.2.3.9) calls most unreachables "soft" errors a TCP should not abort on, but Linux
     /// does abort a SYN_SENT connection on them, and a firewall sending one means "no":
     /// for a scan they decide the port. Frag-needed, packet-too-big, redirects, source

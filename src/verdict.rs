@@ -621,7 +621,7 @@ fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &B
     } else if forged {
         v.state = State::Filtered;
         v.responder = Responder::TargetFirewall;
-        push_evidence(&mut v.evidence, 
+        push_evidence(&mut v.evidence,
             "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`"
                 .to_string(),
         );

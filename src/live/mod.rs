@@ -92,6 +92,28 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
+/// What a running scan tells its caller; both default to doing nothing.
+pub trait ScanHooks {
+    /// About five times a second.
+    fn progress(&mut self, _p: &Progress) {}
+    /// Each captured packet that concerns a target, as it is correlated (`--live`).
+    fn packet(&mut self, _ts: crate::frame::Timestamp, _obs: &crate::decode::Observation) {}
+}
+
+/// Hooks that do nothing.
+pub struct NoHooks;
+impl ScanHooks for NoHooks {}
+
+/// Whether an observation concerns one of the scanned addresses.
+fn concerns(obs: &crate::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
+    match obs {
+        crate::decode::Observation::Tcp(t) => {
+            scope.contains(&t.ip.dst) || scope.contains(&t.ip.src)
+        }
+        crate::decode::Observation::Icmp(e) => scope.contains(&e.quoted.dst),
+    }
+}
+
 /// The interface traffic to `dst` leaves by: `lo` for this host's own addresses, else the
 /// interface holding the source address the kernel would pick (a UDP connect() sends
 /// nothing but runs the route lookup).
@@ -126,7 +148,7 @@ pub fn scan(
     targets: &[Target],
     opts: &ScanOptions,
     stop: Arc<AtomicBool>,
-    on_progress: &mut dyn FnMut(&Progress),
+    hooks: &mut dyn ScanHooks,
 ) -> Result<ScanReport, ScanError> {
     let began = Instant::now();
     let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
@@ -238,7 +260,12 @@ pub fn scan(
                     Err(_) => prober_done_at = Some(Instant::now()),
                 },
                 recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
-                    Ok(batch) => for (ts, obs) in &batch { tracker.observe(*ts, obs, accept) },
+                    Ok(batch) => for (ts, obs) in &batch {
+                        tracker.observe(*ts, obs, accept);
+                        if concerns(obs, &scope) {
+                            hooks.packet(*ts, obs);
+                        }
+                    },
                     Err(_) => captures_open = false,
                 },
                 default(Duration::from_millis(100)) => {}
@@ -252,7 +279,10 @@ pub fn scan(
             match cap_rx.recv_timeout(Duration::from_millis(20)) {
                 Ok(batch) => {
                     for (ts, obs) in &batch {
-                        tracker.observe(*ts, obs, accept)
+                        tracker.observe(*ts, obs, accept);
+                        if concerns(obs, &scope) {
+                            hooks.packet(*ts, obs);
+                        }
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -263,7 +293,7 @@ pub fn scan(
         }
         if last_progress.elapsed() >= Duration::from_millis(200) {
             progress.elapsed = began.elapsed();
-            on_progress(&progress);
+            hooks.progress(&progress);
             last_progress = Instant::now();
         }
     }

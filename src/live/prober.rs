@@ -389,7 +389,10 @@ fn finish(
     // Close now. A connected socket is reset (SO_LINGER 0) rather than closed with FIN,
     // so no TIME_WAIT is left behind; others have nothing to linger over, and skipping
     // the setsockopt saves a system call per closed port.
-    if matches!(outcome, ConnectOutcome::Connected | ConnectOutcome::SelfConnect) {
+    if matches!(
+        outcome,
+        ConnectOutcome::Connected | ConnectOutcome::SelfConnect
+    ) {
         let _ = sys::set_linger_zero(&f.fd);
     }
     drop(f.fd);

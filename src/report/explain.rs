@@ -1,1 +1,392 @@
-//! Plain-language explanations (in progress).
+//! Plain-language explanations: why a port got its verdict, which rule of RFC 9293 the
+//! packets follow, and which firewall rule typically produces the pattern.
+//!
+//! The sections cited: §3.5 (establishing a connection: the three-way handshake and the
+//! simultaneous open), §3.5.2 (reset generation), §3.10.7.1 (a segment arriving for a
+//! CLOSED connection: a SYN is answered with RST), §3.8.3 (connection failures: the SYN is
+//! retransmitted until the R2 threshold, then the attempt is abandoned).
+//!
+//! Pure: reads the verdict only. The rules name the port from `v.target`; IPv6 targets
+//! get `ip6tables` and the `icmp6-*` reject types.
+
+use std::net::IpAddr;
+
+use crate::exchange::{Dir, PacketKind, TracePacket};
+use crate::verdict::{PortVerdict, Responder, State};
+
+/// One or two sentences on why `v` is what it is.
+pub fn explain(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    if v.reason == "self-connect" {
+        return format!(
+            "connect() to {} from source port {port} met itself: its own SYN arrived as the \
+             peer's SYN, a TCP simultaneous open (RFC 9293 §3.5), so the socket connected to \
+             itself. Nothing listens on port {port}; synack reports it closed, not open.",
+            v.target
+        );
+    }
+    if !v.observed {
+        return not_observed(v);
+    }
+    match (v.state, v.reason, v.responder) {
+        (State::Open, _, _) => format!(
+            "The target answered the SYN with a SYN/ACK and the three-way handshake completed \
+             (RFC 9293 §3.5): a program listens on port {port} and no firewall rule stops the \
+             SYN."
+        ),
+        (_, "reset", Responder::Target) => {
+            let mut marks = Vec::new();
+            if has(v, "reflects the probe's DSCP") {
+                marks.push("reflects the probe's DSCP");
+            }
+            if has(v, "carries flow label") {
+                marks.push("carries an IPv6 flow label");
+            }
+            if has(v, "matches the target's") {
+                marks.push("arrives with the TTL of the target's other packets");
+            }
+            let mut s = format!(
+                "The target's own TCP stack answered the SYN with a RST: nothing listens on port \
+                 {port}, and a port in the CLOSED state answers every SYN with a reset (RFC 9293 \
+                 §3.10.7.1, §3.5.2)."
+            );
+            if !marks.is_empty() {
+                s.push_str(&format!(
+                    " It bears the Linux stack's marks (it {}), so no firewall rule sent it.",
+                    join_and(&marks)
+                ));
+            }
+            s
+        }
+        (_, "reset", Responder::TargetFirewall) => {
+            let why = if has(v, "flow label 0") {
+                "it has IPv6 flow label 0, while the target's stack sets one"
+            } else if has(v, "not reflected") {
+                "it did not reflect the probe's DSCP, while the host's own stack reflects it"
+            } else {
+                "its header fields differ from the target's own stack's"
+            };
+            format!(
+                "A firewall on the target host answered the SYN with a RST of its own ({why}), \
+                 as {} does. It imitates a closed port's reset (RFC 9293 §3.5.2), but the port is \
+                 filtered: whether anything listens behind the rule is unknown.",
+                rule(v, "INPUT", "REJECT --reject-with tcp-reset")
+            )
+        }
+        (_, "reset", Responder::Middlebox) => {
+            let who = match hops_closer(v) {
+                Some(closer) => format!("A device {closer} than the target"),
+                None => "A device on the path".to_string(),
+            };
+            format!(
+                "{who} forged the RST with the target's address: its TTL shows it travelled fewer \
+                 hops than the target's own packets, the mark of {} on a router. A closed port's \
+                 reset (RFC 9293 §3.5.2) would come from the target itself; here the SYN was \
+                 stopped on the path, so the port is filtered and its real state unknown.",
+                rule(v, "FORWARD", "REJECT --reject-with tcp-reset")
+            )
+        }
+        (_, "reset", _) => format!(
+            "A RST answered the SYN, which is how a TCP stack answers for a closed port (RFC 9293 \
+             §3.10.7.1), but nothing in this scan tells the stack's RST from one forged by {} \
+             on the host or a router. Marking the SYNs with a DSCP, or scanning a known open port \
+             of the same host, gives the baseline that tells them apart.",
+            rule(v, "INPUT", "REJECT --reject-with tcp-reset")
+        ),
+        (_, "no-response", _) => no_response(v),
+        _ => match deciding_icmp(v) {
+            Some(p) => icmp(v, p),
+            None => fallback(v),
+        },
+    }
+}
+
+/// "1 hop closer" from the verdict's evidence, when a RST was shown to come from nearer.
+pub(crate) fn hops_closer(v: &PortVerdict) -> Option<&str> {
+    v.evidence.iter().find_map(|e| {
+        let (_, rest) = e.rsplit_once("sent ")?;
+        rest.ends_with("closer").then_some(rest)
+    })
+}
+
+/// "a", "a and b", "a, b and c".
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn has(v: &PortVerdict, needle: &str) -> bool {
+    v.evidence.iter().any(|e| e.contains(needle))
+}
+
+fn tables(v: &PortVerdict) -> &'static str {
+    if v.target.is_ipv6() {
+        "ip6tables"
+    } else {
+        "iptables"
+    }
+}
+
+/// "`iptables -A INPUT -p tcp --dport 81 -j REJECT --reject-with tcp-reset`".
+fn rule(v: &PortVerdict, chain: &str, target: &str) -> String {
+    format!(
+        "`{} -A {chain} -p tcp --dport {} -j {target}`",
+        tables(v),
+        v.target.port()
+    )
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn no_response(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    let syns: Vec<&TracePacket> = v
+        .trace
+        .iter()
+        .filter(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()))
+        .collect();
+    let drop_rule = format!(
+        "{} on the host, or the same rule in the FORWARD chain of a router on the path",
+        rule(v, "INPUT", "DROP")
+    );
+    if syns.is_empty() {
+        return format!(
+            "Nothing answered and no packet of port {port} was captured, so synack cannot show \
+             the SYNs; silence is what {drop_rule} produces, and what a host that is down \
+             produces too."
+        );
+    }
+    let retransmissions = syns.iter().filter(|p| p.retransmission).count();
+    let mut ports: Vec<u16> = syns.iter().map(|p| p.scanner_port).collect();
+    ports.dedup();
+    let retries = ports.len().saturating_sub(1);
+    let span = syns
+        .last()
+        .map_or(0, |p| p.ts.since(syns[0].ts))
+        .max(v.trace.last().map_or(0, |p| p.ts.since(v.started)));
+    let mut what = plural(syns.len(), "SYN", "SYNs");
+    if span > 0 {
+        what.push_str(&format!(" over {}", super::fmt_secs(span)));
+    }
+    let mut extra = Vec::new();
+    if retransmissions > 0 {
+        extra.push(plural(
+            retransmissions,
+            "kernel retransmission",
+            "kernel retransmissions",
+        ));
+    }
+    if retries > 0 {
+        extra.push(plural(
+            retries,
+            "retry from a new source port",
+            "retries from new source ports",
+        ));
+    }
+    if !extra.is_empty() {
+        what.push_str(&format!(" ({})", extra.join(", ")));
+    }
+    let mut s = format!(
+        "Nothing answered {what}: no SYN/ACK, RST or ICMP error came back, so the SYNs were \
+         silently discarded, the signature of {drop_rule} (or of a host that is down)."
+    );
+    if retransmissions > 0 {
+        s.push_str(
+            " The kernel retransmits an unanswered SYN with the same sequence number and \
+             source port until it gives up on the connection (RFC 9293 §3.8.3); those are the \
+             retransmissions shown.",
+        );
+    }
+    s
+}
+
+/// The ICMP error the verdict's reason names.
+fn deciding_icmp(v: &PortVerdict) -> Option<&TracePacket> {
+    v.trace
+        .iter()
+        .find(|p| p.dir == Dir::In && matches!(p.kind, PacketKind::Icmp(k) if k.name() == v.reason))
+}
+
+/// The `--reject-with` type that sends this ICMP error, as iptables/ip6tables name it.
+fn reject_with(reason: &str, v6: bool) -> Option<&'static str> {
+    Some(match (v6, reason) {
+        (false, "port-unreach") => "icmp-port-unreachable",
+        (false, "host-unreach") => "icmp-host-unreachable",
+        (false, "net-unreach") => "icmp-net-unreachable",
+        (false, "proto-unreach") => "icmp-proto-unreachable",
+        (false, "net-prohibited") => "icmp-net-prohibited",
+        (false, "host-prohibited") => "icmp-host-prohibited",
+        (false, "admin-prohibited") => "icmp-admin-prohibited",
+        (true, "port-unreach") => "icmp6-port-unreachable",
+        (true, "host-unreach") => "icmp6-addr-unreachable",
+        (true, "net-unreach") => "icmp6-no-route",
+        (true, "admin-prohibited") => "icmp6-adm-prohibited",
+        _ => return None,
+    })
+}
+
+fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
+    let PacketKind::Icmp(kind) = p.kind else {
+        return fallback(v);
+    };
+    let from_target = p.from == v.target.ip();
+    let chain = if from_target { "INPUT" } else { "FORWARD" };
+    let where_ = if from_target {
+        String::new()
+    } else {
+        format!(" on {}", p.from)
+    };
+    let typical = match (v.reason, reject_with(v.reason, kind.v6)) {
+        ("port-unreach", Some(t)) => format!(
+            "{}{where_} (plain REJECT sends {t})",
+            rule(v, chain, "REJECT")
+        ),
+        (_, Some(t)) => format!(
+            "{}{where_}",
+            rule(v, chain, &format!("REJECT --reject-with {t}"))
+        ),
+        (_, None) => match v.reason {
+            "failed-policy" => {
+                format!("an nftables rule `reject with icmpv6 type policy-fail`{where_}")
+            }
+            "reject-route" => format!(
+                "a reject route, or an nftables rule `reject with icmpv6 type reject-route`\
+                 {where_}"
+            ),
+            _ => format!(
+                "the sender's own routing or policy{where_} (no REJECT option sends this code)"
+            ),
+        },
+    };
+    if from_target {
+        let sent = if reject_with(v.reason, kind.v6).is_some() {
+            format!("a firewall rule on the host sent it, typically {typical}")
+        } else {
+            "the host's firewall or routing policy sent it".to_string()
+        };
+        return format!(
+            "The target itself answered the SYN with {kind}, but a TCP stack answers a SYN to a \
+             closed port with RST (RFC 9293 §3.10.7.1), never with ICMP: {sent}. The port is \
+             filtered; whether anything listens behind the rule is unknown."
+        );
+    }
+    let mut s = format!(
+        "{}, a router on the path rather than the target, answered the SYN with {kind} instead \
+         of delivering it, typically because of {typical}.",
+        p.from
+    );
+    match v.reason {
+        "host-unreach" => s.push_str(
+            " Without any rule, a router sends this too when the target does not answer its \
+             ARP or neighbour discovery (a host that is down).",
+        ),
+        "net-unreach" => s.push_str(
+            " Without any rule, a router sends this too when it has no route to the target.",
+        ),
+        _ => s.push_str(" The target never saw the SYN, so the port's real state is unknown."),
+    }
+    s
+}
+
+fn not_observed(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    let errno_only = "This verdict is connect()'s errno only: no captured packet shows the answer";
+    match v.reason {
+        "syn-ack" => format!(
+            "connect() succeeded, so something completed the handshake (RFC 9293 §3.5). {errno_only}, \
+             so synack cannot show who answered: a proxy or a device answering on the target's \
+             behalf looks the same as a program listening on port {port}."
+        ),
+        "conn-refused" => format!(
+            "connect() failed with ECONNREFUSED, which Linux returns both for a RST (a closed \
+             port, RFC 9293 §3.10.7.1) and for an ICMP port-unreachable from a `-j REJECT` rule. \
+             {errno_only}, so synack cannot tell a closed port from a firewall, nor say who sent \
+             the answer."
+        ),
+        "no-response" => format!(
+            "connect() timed out: nothing answered before the kernel gave up on the SYNs \
+             (RFC 9293 §3.8.3). {errno_only}, so synack cannot show that the SYNs left this host \
+             or how often they were retransmitted, nor tell a `-j DROP` rule from a host that is \
+             down."
+        ),
+        "host-unreach" | "net-unreach" => format!(
+            "connect() failed with {}: an ICMP error came back, or this host has no route to the \
+             target. {errno_only}, so synack cannot say which device sent it or which code (a \
+             down host and a `--reject-with icmp-host-prohibited` or `icmp-admin-prohibited` \
+             rule give the same errno).",
+            if v.reason == "host-unreach" {
+                "EHOSTUNREACH"
+            } else {
+                "ENETUNREACH"
+            }
+        ),
+        "proto-unreach" => format!(
+            "connect() failed with ENOPROTOOPT, the errno of an ICMP protocol-unreachable. \
+             {errno_only}, so synack cannot say who sent it."
+        ),
+        "local-prohibited" => format!(
+            "connect() failed with EPERM or EACCES: a rule in this host's own OUTPUT chain (such \
+             as `{} -A OUTPUT -p tcp --dport {port} -j DROP`) stopped the SYN before it left, so \
+             the target was never asked. {errno_only}.",
+            tables(v)
+        ),
+        _ => format!(
+            "connect() reported {} ({}). {errno_only}, so synack cannot say what answered.",
+            v.state, v.reason
+        ),
+    }
+}
+
+fn fallback(v: &PortVerdict) -> String {
+    let sender: Option<IpAddr> = v
+        .trace
+        .iter()
+        .rev()
+        .find(|p| p.dir == Dir::In)
+        .map(|p| p.from);
+    let mut s = format!("{} ({})", v.state, v.reason);
+    if let Some(from) = sender {
+        s.push_str(&format!(", last answer from {from}"));
+    }
+    match v.evidence.first() {
+        Some(e) => s.push_str(&format!(": {e}.")),
+        None => s.push('.'),
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_read_as_prose() {
+        assert_eq!(join_and(&[]), "");
+        assert_eq!(join_and(&["a"]), "a");
+        assert_eq!(join_and(&["a", "b"]), "a and b");
+        assert_eq!(join_and(&["a", "b", "c"]), "a, b and c");
+    }
+
+    #[test]
+    fn reject_types_as_iptables_names_them() {
+        assert_eq!(
+            reject_with("port-unreach", false),
+            Some("icmp-port-unreachable")
+        );
+        assert_eq!(
+            reject_with("admin-prohibited", true),
+            Some("icmp6-adm-prohibited")
+        );
+        assert_eq!(reject_with("net-unreach", true), Some("icmp6-no-route"));
+        assert_eq!(
+            reject_with("host-unreach", true),
+            Some("icmp6-addr-unreachable")
+        );
+        assert_eq!(reject_with("failed-policy", true), None);
+    }
+}

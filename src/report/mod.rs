@@ -124,3 +124,42 @@ pub fn is_repeat_syn(p: &TracePacket, first: Option<&TracePacket>) -> bool {
         && p.flags().is_some_and(|f| f.is_syn_only())
         && first.is_some_and(|f| !std::ptr::eq(f, p))
 }
+
+/// One `--live` line: "+12.3ms  198.18.2.1:81  ← RST/ACK  ttl 63" (the port is the
+/// target's; ICMP errors are tagged with the port they quote).
+pub fn live_line(offset_ns: u64, obs: &crate::decode::Observation, unicode: bool) -> String {
+    use crate::decode::Observation;
+    let (out, inn) = if unicode {
+        ("→", "←")
+    } else {
+        ("->", "<-")
+    };
+    let ms = offset_ns as f64 / 1e6;
+    match obs {
+        Observation::Tcp(t) => {
+            // The side with the lower port number is usually the service; a SYN without
+            // ACK always goes to it.
+            let to_service = t.flags.is_syn_only() || (t.dport < t.sport && !t.flags.is_syn_ack());
+            let (svc, port, arrow) = if to_service {
+                (t.ip.dst, t.dport, out)
+            } else {
+                (t.ip.src, t.sport, inn)
+            };
+            let target = std::net::SocketAddr::new(svc, port);
+            format!(
+                "+{ms:9.3}ms  {target:<22} {arrow} {:<8} ttl {:<3} seq {} ack {}",
+                t.flags.to_string(),
+                t.ip.ttl,
+                t.seq,
+                t.ack
+            )
+        }
+        Observation::Icmp(e) => {
+            let target = std::net::SocketAddr::new(e.quoted.dst, e.quoted.dport);
+            format!(
+                "+{ms:9.3}ms  {target:<22} {inn} {} from {} ttl {}",
+                e.kind, e.ip.src, e.ip.ttl
+            )
+        }
+    }
+}

@@ -20,6 +20,10 @@ pub struct TextOptions {
     pub collapse_over: usize,
     /// Print the evidence lines under each row.
     pub evidence: bool,
+    /// A sequence diagram under each row (`--ladder`).
+    pub ladder: Option<super::ladder::LadderOptions>,
+    /// A plain-language explanation under each row (`--explain`).
+    pub explain: bool,
 }
 
 impl Default for TextOptions {
@@ -29,6 +33,8 @@ impl Default for TextOptions {
             show_all: false,
             collapse_over: 25,
             evidence: true,
+            ladder: None,
+            explain: false,
         }
     }
 }
@@ -159,6 +165,17 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
             }
             if let Some(note) = &v.note {
                 writeln!(out, "          note: {note}")?;
+            }
+            if let Some(lopts) = &opts.ladder {
+                writeln!(out)?;
+                write!(out, "{}", super::ladder::ladder(v, lopts))?;
+                writeln!(out)?;
+            }
+            if opts.explain {
+                writeln!(out, "          why: {}", super::explain::explain(v))?;
+                if opts.ladder.is_some() {
+                    writeln!(out)?;
+                }
             }
         }
         writeln!(out, "{}", target_summary(*ip, verdicts))?;
