@@ -9,7 +9,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::decode::{IcmpKind, Observation, TcpFlags, TcpSegment};
 use crate::frame::Timestamp;
@@ -134,8 +137,10 @@ pub struct TrackerStats {
 /// Groups observations into attempts.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    /// Index into `attempts` of the current attempt on each 4-tuple.
-    by_key: FxHashMap<FlowKey, usize>,
+    /// Index into `attempts` of the current attempt on each 4-tuple. The table holds only
+    /// the 4-byte index and hashes through `attempts`: a full-range scan has 65,535 keys
+    /// of 64 bytes that `attempts` already holds.
+    by_key: HashTable<u32>,
     attempts: Vec<Attempt>,
     stats: TrackerStats,
 }
@@ -143,6 +148,26 @@ pub struct Tracker {
 impl Tracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A tracker expecting about `n` attempts (a live scan knows how many it will make).
+    pub fn with_capacity(n: usize) -> Self {
+        Tracker {
+            by_key: HashTable::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            stats: TrackerStats::default(),
+        }
+    }
+
+    fn hash(key: &FlowKey) -> u64 {
+        FxBuildHasher.hash_one(key)
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<usize> {
+        let attempts = &self.attempts;
+        self.by_key
+            .find(Self::hash(key), |&i| attempts[i as usize].key == *key)
+            .map(|&i| i as usize)
     }
 
     pub fn stats(&self) -> TrackerStats {
@@ -160,7 +185,7 @@ impl Tracker {
     /// Declares an attempt the caller knows it made (the live prober, from getsockname),
     /// so its answers are matched even if the capture missed the SYN.
     pub fn register(&mut self, key: FlowKey, ts: Timestamp) {
-        if !self.by_key.contains_key(&key) {
+        if self.find(&key).is_none() {
             self.start(key, ts);
         }
     }
@@ -168,7 +193,19 @@ impl Tracker {
     fn start(&mut self, key: FlowKey, ts: Timestamp) -> usize {
         let idx = self.attempts.len();
         self.attempts.push(Attempt::new(key, ts));
-        self.by_key.insert(key, idx);
+        let attempts = &self.attempts;
+        let hash = Self::hash(&key);
+        match self
+            .by_key
+            .find_mut(hash, |&i| attempts[i as usize].key == key)
+        {
+            // A new attempt on a known 4-tuple (port reuse) takes the key over.
+            Some(slot) => *slot = idx as u32,
+            None => {
+                self.by_key
+                    .insert_unique(hash, idx as u32, |&i| Self::hash(&attempts[i as usize].key));
+            }
+        }
         idx
     }
 
@@ -189,7 +226,7 @@ impl Tracker {
                     scanner: SocketAddr::new(q.src, q.sport),
                     target: SocketAddr::new(q.dst, q.dport),
                 };
-                let Some(&idx) = self.by_key.get(&key) else {
+                let Some(idx) = self.find(&key) else {
                     self.stats.unmatched += 1;
                     return;
                 };
@@ -233,22 +270,28 @@ impl Tracker {
             target: src,
         };
         let syn_only = seg.flags.is_syn_only();
-        let (idx, dir) = if let Some(&idx) = self.by_key.get(&fwd) {
-            let a = &self.attempts[idx];
-            // A fresh SYN on a finished 4-tuple is a new attempt (port reuse); on a
-            // pending one that was only registered it supplies the ISN.
-            if syn_only && a.isn.is_some_and(|isn| isn != seg.seq) && a.answered {
-                (self.start(fwd, ts), Dir::Out)
-            } else {
-                (idx, Dir::Out)
+        // On one address (loopback) the reverse of an earlier attempt's 4-tuple can be a
+        // later attempt's own: 127.0.0.1:A → :B, then :B → :A. A pure SYN always opens
+        // or repeats an attempt from its sender; any other segment belongs to the most
+        // recent attempt it can belong to.
+        let (idx, dir) = match (self.find(&fwd), self.find(&rev)) {
+            (Some(f), Some(r)) if !syn_only && r > f => (r, Dir::In),
+            (Some(f), _) => {
+                let a = &self.attempts[f];
+                // A fresh SYN on a finished 4-tuple is a new attempt (port reuse).
+                if syn_only && a.isn.is_some_and(|isn| isn != seg.seq) && a.answered {
+                    (self.start(fwd, ts), Dir::Out)
+                } else {
+                    (f, Dir::Out)
+                }
             }
-        } else if let Some(&idx) = self.by_key.get(&rev) {
-            (idx, Dir::In)
-        } else if syn_only && accept_new(&fwd) {
-            (self.start(fwd, ts), Dir::Out)
-        } else {
-            self.stats.unmatched += 1;
-            return;
+            (None, Some(_)) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
+            (None, Some(r)) => (r, Dir::In),
+            (None, None) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
+            (None, None) => {
+                self.stats.unmatched += 1;
+                return;
+            }
         };
         let a = &mut self.attempts[idx];
         let mut retransmission = false;
@@ -418,6 +461,27 @@ mod tests {
         feed(&mut tr, 0, &seg(p, p, TcpFlags::ACK, 6, 64));
         assert_eq!(tr.attempts().len(), 1);
         assert!(tr.attempts()[0].key.is_self_connect());
+    }
+
+    #[test]
+    fn reversed_tuple_of_an_earlier_attempt_is_a_new_attempt() {
+        // Loopback, wide ephemeral range: 40000 → 50000 first, later 50000 → 40000.
+        let (a, b) = ("127.0.0.1:40000", "127.0.0.1:50000");
+        let mut tr = Tracker::new();
+        feed(&mut tr, 0, &seg(a, b, SYN, 5, 64));
+        feed(&mut tr, 0, &seg(b, a, RA, 0, 64));
+        feed(&mut tr, 9, &seg(b, a, SYN, 77, 64));
+        feed(&mut tr, 9, &seg(a, b, RA, 0, 64));
+        let at = tr.attempts();
+        assert_eq!(at.len(), 2);
+        assert_eq!(
+            at[0].packets.len(),
+            2,
+            "the first attempt keeps its own two packets"
+        );
+        assert_eq!(at[1].key.target.port(), 40000);
+        assert_eq!(at[1].packets.len(), 2);
+        assert_eq!(at[1].packets[1].dir, Dir::In);
     }
 
     #[test]

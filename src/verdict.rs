@@ -282,7 +282,12 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     probed.sort_unstable();
     let mut slots: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
     let mut interned: FxHashMap<Arc<str>, ()> = FxHashMap::default();
-    let mut out = Vec::new();
+    // Sized once: doubling a 65,535-verdict vector would briefly need room for twice that.
+    let mut out = Vec::with_capacity(if live.is_some() {
+        probed.len()
+    } else {
+        count_ports(&order, &slots)
+    });
     let (mut i, mut j) = (0usize, 0usize);
     let no_baseline = Baseline::default();
     loop {
@@ -312,10 +317,9 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         {
             continue;
         }
-        let refs: Vec<&Attempt> = mine.iter().collect();
         let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
         let base = baselines.get(&port.ip()).unwrap_or(&no_baseline);
-        let mut v = judge_port(port, &refs, base, probes, live);
+        let mut v = judge_port(port, mine, base, probes, live);
         for e in v.evidence.iter_mut() {
             match interned.get_key_value(e) {
                 Some((shared, _)) => *e = shared.clone(),
@@ -329,37 +333,58 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     out
 }
 
+/// Distinct target ports among attempts sorted by port.
+fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
+    let key = |k: &u32| slots[*k as usize].as_ref().map(|a| a.key.target);
+    order
+        .windows(2)
+        .filter(|w| key(&w[0]) != key(&w[1]))
+        .count()
+        + usize::from(!order.is_empty())
+}
+
 fn judge_port(
     target: SocketAddr,
-    attempts: &[&Attempt],
+    attempts: Vec<Attempt>,
     base: &Baseline,
     probes: Option<&[ProbeRecord]>,
     live: Option<&LiveFacts>,
 ) -> PortVerdict {
     // In a live scan, only the attempts the prober made (it knows their source ports).
-    let ours: Vec<&Attempt> = match probes {
+    let ours: Vec<Attempt> = match probes {
         Some(probes) => attempts
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|a| probes.iter().any(|p| p.scanner == a.key.scanner))
             .collect(),
-        None => attempts.to_vec(),
+        None => attempts,
     };
-    let mut trace: Vec<TracePacket> = ours
+    let self_connects = ours.iter().filter(|a| a.key.is_self_connect()).count();
+    let real_attempts = ours.len() - self_connects;
+    let syns: usize = ours
         .iter()
-        .flat_map(|a| a.packets.iter().copied())
-        .collect();
+        .filter(|a| !a.key.is_self_connect())
+        .map(|a| a.syns_sent())
+        .sum();
+    let first_start = ours
+        .iter()
+        .map(|a| a.started)
+        .chain(probes.into_iter().flatten().map(|p| p.started))
+        .min()
+        .unwrap_or_default();
+    let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
+    // The trace takes the attempts' packets over (no copy: a full-range scan has 65,535).
+    let mut trace: Vec<TracePacket> = if ours.len() == 1 {
+        ours.into_iter()
+            .next()
+            .map(|a| a.packets)
+            .unwrap_or_default()
+    } else {
+        ours.into_iter().flat_map(|a| a.packets).collect()
+    };
     trace.sort_by_key(|p| p.ts);
     // Offsets count from the first captured packet, so a live scan and the replay of its
     // capture agree; without packets, from when the prober started.
-    let started = trace.first().map(|p| p.ts).unwrap_or_else(|| {
-        ours.iter()
-            .map(|a| a.started)
-            .chain(probes.into_iter().flatten().map(|p| p.started))
-            .min()
-            .unwrap_or_default()
-    });
-    let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
+    let started = trace.first().map(|p| p.ts).unwrap_or(first_start);
     let mut v = PortVerdict {
         target,
         state: State::Filtered,
@@ -372,19 +397,13 @@ fn judge_port(
         observed: true,
         note: None,
     };
-    let real: Vec<&Attempt> = ours
-        .iter()
-        .copied()
-        .filter(|a| !a.key.is_self_connect())
-        .collect();
-    let self_connects = ours.len() - real.len();
     let probes_real: Vec<&ProbeRecord> = probes
         .into_iter()
         .flatten()
         .filter(|p| p.outcome != ConnectOutcome::SelfConnect)
         .collect();
 
-    if decide_from_packets(&mut v, &real, base) {
+    if decide_from_packets(&mut v, self_connects > 0, base) {
         return v;
     }
     // No answer in the packets.
@@ -421,13 +440,12 @@ fn judge_port(
         if !captured {
             v.observed = false;
         }
-    } else if real.is_empty() && self_connects > 0 {
+    } else if real_attempts == 0 && self_connects > 0 {
         v.state = State::Closed;
         v.reason = "self-connect";
         push_evidence(&mut v.evidence, self_connect_evidence(target));
         return v;
     }
-    let syns: usize = real.iter().map(|a| a.syns_sent()).sum();
     if captured {
         if syns > 0 {
             let span = v.trace.last().map(|p| p.ts.since(v.started)).unwrap_or(0);
@@ -457,16 +475,29 @@ fn self_connect_evidence(target: SocketAddr) -> String {
     )
 }
 
-/// Sets state, reason, responder and evidence from the packets; false when no packet
-/// answered.
-fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseline) -> bool {
+/// Sets state, reason, responder and evidence from the trace (so what decides is what
+/// the user is shown); false when no packet answered. Packets of a self-connect attempt
+/// (its source port is the target port) answer nothing.
+fn decide_from_packets(v: &mut PortVerdict, has_self_connect: bool, base: &Baseline) -> bool {
+    let trace = std::mem::take(&mut v.trace);
+    let decided = decide_from_trace(v, &trace, has_self_connect, base);
+    v.trace = trace;
+    decided
+}
+
+fn decide_from_trace(
+    v: &mut PortVerdict,
+    trace: &[TracePacket],
+    has_self_connect: bool,
+    base: &Baseline,
+) -> bool {
+    let self_port = v.target.port();
     let answers = || {
-        attempts
+        trace
             .iter()
-            .flat_map(|a| a.packets.iter().map(move |p| (*a, p)))
-            .filter(|(_, p)| p.dir == Dir::In)
+            .filter(move |p| p.dir == Dir::In && !(has_self_connect && p.scanner_port == self_port))
     };
-    if let Some((_, p)) = answers().find(|(_, p)| is_in_tcp(p, |f| f.is_syn_ack())) {
+    if let Some(p) = answers().find(|p| is_in_tcp(p, |f| f.is_syn_ack())) {
         v.state = State::Open;
         v.reason = "syn-ack";
         v.responder = Responder::Target;
@@ -479,14 +510,22 @@ fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseli
         );
         return true;
     }
-    if let Some((a, p)) = answers().find(|(_, p)| is_in_tcp(p, |f| f.rst())) {
+    if let Some(p) = answers().find(|p| is_in_tcp(p, |f| f.rst())) {
         v.reason = "reset";
-        judge_rst(v, a, p, base);
+        // The DSCP of the SYN this RST answers.
+        let probe_dscp = trace
+            .iter()
+            .find(|s| {
+                s.dir == Dir::Out
+                    && s.scanner_port == p.scanner_port
+                    && s.flags().is_some_and(|f| f.is_syn_only())
+            })
+            .map(|s| s.dscp)
+            .unwrap_or(0);
+        judge_rst(v, probe_dscp, p, base);
         return true;
     }
-    if let Some((_, p)) =
-        answers().find(|(_, p)| matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive()))
-    {
+    if let Some(p) = answers().find(|p| matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive())) {
         let PacketKind::Icmp(kind) = p.kind else {
             unreachable!("matched above")
         };
@@ -520,8 +559,7 @@ fn decide_from_packets(v: &mut PortVerdict, attempts: &[&Attempt], base: &Baseli
 }
 
 /// Attributes a RST answering our SYN, and sets state and responder accordingly.
-fn judge_rst(v: &mut PortVerdict, attempt: &Attempt, rst: &TracePacket, base: &Baseline) {
-    let probe_dscp = probe_dscp_of(attempt);
+fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Baseline) {
     let rst_hops = hops(rst.ttl);
     let mut forged = false;
     let mut stack = false;

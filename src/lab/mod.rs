@@ -48,6 +48,16 @@
 //! Port 90's counter belongs to the rule (one per family) and counts every SYN to port
 //! 90: an attempt that waits for its retransmission leaves it in phase for the next, one
 //! that gives up within the first second shifts it.
+//!
+//! # What the scanner sees (captured on its interface, Linux 6.18)
+//!
+//! - From the target (2 hops): TTL / hop limit 63. Its stack's RST carries a flow label
+//!   (v6); netfilter's RST on port 83 has flow label 0 and TOS 0, IP ID 0.
+//! - From the router (1 hop): TTL / hop limit 64, both for its forged RST on port 86
+//!   (source address: the target's) and for its ICMP errors on ports 88 and 89 (source
+//!   address: 198.18.1.254 / 2001:db8:1::fe, the address facing the scanner).
+//! - ICMPv4 errors, from target and router alike, have TOS 0xc0 (precedence "internetwork
+//!   control"), never the SYN's DSCP; ICMPv6 errors carry a flow label of their own.
 
 mod loopback;
 mod netns;

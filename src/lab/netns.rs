@@ -141,8 +141,8 @@ fn netns_path(ns: &str) -> PathBuf {
 ///
 /// Only the new thread switches namespace, so the caller (and the rest of the process)
 /// stay where they are; sockets created by `f` keep the namespace after the thread ends,
-/// which is what [`NamespaceSet::listen`] relies on. A panic in `f` is resumed in the
-/// caller, so assertions inside `f` fail the test that wrote them.
+/// which is what [`Lab::listen`](super::Lab::listen) relies on. A panic in `f` is resumed
+/// in the caller, so assertions inside `f` fail the test that wrote them.
 pub fn in_namespace<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     let path = netns_path(ns);
     let file = File::open(&path).map_err(|e| {

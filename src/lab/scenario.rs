@@ -9,22 +9,29 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::topology::{Family, Lab, Role};
 
-/// A firewall rule the scenario installs, as `iptables` arguments per family.
+/// A firewall rule the scenario installs: what follows `iptables` (`v4`) or `ip6tables`
+/// (`v6`) on a command line, so it can be printed as is and split on whitespace (no
+/// argument contains any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rule {
     /// The namespace the rule lives in.
     pub at: Role,
-    pub v4: &'static [&'static str],
-    pub v6: &'static [&'static str],
+    pub v4: &'static str,
+    pub v6: &'static str,
 }
 
 impl Rule {
-    /// The arguments after `iptables` / `ip6tables`.
-    pub fn args(&self, family: Family) -> &'static [&'static str] {
+    /// The rule as typed after `iptables` / `ip6tables`.
+    pub fn text(&self, family: Family) -> &'static str {
         match family {
             Family::V4 => self.v4,
             Family::V6 => self.v6,
         }
+    }
+
+    /// The rule as separate arguments.
+    pub fn args(&self, family: Family) -> Vec<&'static str> {
+        self.text(family).split_whitespace().collect()
     }
 }
 
@@ -139,7 +146,7 @@ impl PortCase {
 }
 
 /// Shorthand for the table below.
-const fn target(v4: &'static [&'static str], v6: &'static [&'static str]) -> Rule {
+const fn target(v4: &'static str, v6: &'static str) -> Rule {
     Rule {
         at: Role::Target,
         v4,
@@ -147,7 +154,7 @@ const fn target(v4: &'static [&'static str], v6: &'static [&'static str]) -> Rul
     }
 }
 
-const fn router(v4: &'static [&'static str], v6: &'static [&'static str]) -> Rule {
+const fn router(v4: &'static str, v6: &'static str) -> Rule {
     Rule {
         at: Role::Router,
         v4,
@@ -213,8 +220,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "target INPUT DROP",
         listener: false,
         rules: &[target(
-            &["-A", "INPUT", "-p", "tcp", "--dport", "82", "-j", "DROP"],
-            &["-A", "INPUT", "-p", "tcp", "--dport", "82", "-j", "DROP"],
+            "-A INPUT -p tcp --dport 82 -j DROP",
+            "-A INPUT -p tcp --dport 82 -j DROP",
         )],
         state: "filtered",
         reason_v4: "no-response",
@@ -229,30 +236,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "target INPUT REJECT tcp-reset",
         listener: false,
         rules: &[target(
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "83",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset",
-            ],
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "83",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset",
-            ],
+            "-A INPUT -p tcp --dport 83 -j REJECT --reject-with tcp-reset",
+            "-A INPUT -p tcp --dport 83 -j REJECT --reject-with tcp-reset",
         )],
         state: "filtered",
         reason_v4: "reset",
@@ -267,30 +252,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "target INPUT REJECT port-unreachable",
         listener: false,
         rules: &[target(
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "84",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-port-unreachable",
-            ],
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "84",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp6-port-unreachable",
-            ],
+            "-A INPUT -p tcp --dport 84 -j REJECT --reject-with icmp-port-unreachable",
+            "-A INPUT -p tcp --dport 84 -j REJECT --reject-with icmp6-port-unreachable",
         )],
         state: "filtered",
         reason_v4: "port-unreach",
@@ -305,30 +268,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "target INPUT REJECT host-prohibited (v6 adm-prohibited)",
         listener: false,
         rules: &[target(
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "85",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-host-prohibited",
-            ],
-            &[
-                "-A",
-                "INPUT",
-                "-p",
-                "tcp",
-                "--dport",
-                "85",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp6-adm-prohibited",
-            ],
+            "-A INPUT -p tcp --dport 85 -j REJECT --reject-with icmp-host-prohibited",
+            "-A INPUT -p tcp --dport 85 -j REJECT --reject-with icmp6-adm-prohibited",
         )],
         state: "filtered",
         reason_v4: "host-prohibited",
@@ -343,34 +284,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "router FORWARD REJECT tcp-reset",
         listener: false,
         rules: &[router(
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "198.18.2.1",
-                "-p",
-                "tcp",
-                "--dport",
-                "86",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset",
-            ],
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "2001:db8:2::1",
-                "-p",
-                "tcp",
-                "--dport",
-                "86",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset",
-            ],
+            "-A FORWARD -d 198.18.2.1 -p tcp --dport 86 -j REJECT --reject-with tcp-reset",
+            "-A FORWARD -d 2001:db8:2::1 -p tcp --dport 86 -j REJECT --reject-with tcp-reset",
         )],
         state: "filtered",
         reason_v4: "reset",
@@ -385,30 +300,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "router FORWARD DROP",
         listener: false,
         rules: &[router(
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "198.18.2.1",
-                "-p",
-                "tcp",
-                "--dport",
-                "87",
-                "-j",
-                "DROP",
-            ],
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "2001:db8:2::1",
-                "-p",
-                "tcp",
-                "--dport",
-                "87",
-                "-j",
-                "DROP",
-            ],
+            "-A FORWARD -d 198.18.2.1 -p tcp --dport 87 -j DROP",
+            "-A FORWARD -d 2001:db8:2::1 -p tcp --dport 87 -j DROP",
         )],
         state: "filtered",
         reason_v4: "no-response",
@@ -423,34 +316,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "router FORWARD REJECT admin-prohibited",
         listener: false,
         rules: &[router(
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "198.18.2.1",
-                "-p",
-                "tcp",
-                "--dport",
-                "88",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-admin-prohibited",
-            ],
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "2001:db8:2::1",
-                "-p",
-                "tcp",
-                "--dport",
-                "88",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp6-adm-prohibited",
-            ],
+            "-A FORWARD -d 198.18.2.1 -p tcp --dport 88 -j REJECT --reject-with icmp-admin-prohibited",
+            "-A FORWARD -d 2001:db8:2::1 -p tcp --dport 88 -j REJECT --reject-with icmp6-adm-prohibited",
         )],
         state: "filtered",
         reason_v4: "admin-prohibited",
@@ -465,34 +332,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "router FORWARD REJECT net-unreachable (v6 no-route)",
         listener: false,
         rules: &[router(
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "198.18.2.1",
-                "-p",
-                "tcp",
-                "--dport",
-                "89",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-net-unreachable",
-            ],
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "2001:db8:2::1",
-                "-p",
-                "tcp",
-                "--dport",
-                "89",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp6-no-route",
-            ],
+            "-A FORWARD -d 198.18.2.1 -p tcp --dport 89 -j REJECT --reject-with icmp-net-unreachable",
+            "-A FORWARD -d 2001:db8:2::1 -p tcp --dport 89 -j REJECT --reject-with icmp6-no-route",
         )],
         state: "filtered",
         reason_v4: "net-unreach",
@@ -507,48 +348,8 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         setup: "listener on target; router drops every 2nd SYN, the first included",
         listener: true,
         rules: &[router(
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "198.18.2.1",
-                "-p",
-                "tcp",
-                "--dport",
-                "90",
-                "--syn",
-                "-m",
-                "statistic",
-                "--mode",
-                "nth",
-                "--every",
-                "2",
-                "--packet",
-                "0",
-                "-j",
-                "DROP",
-            ],
-            &[
-                "-A",
-                "FORWARD",
-                "-d",
-                "2001:db8:2::1",
-                "-p",
-                "tcp",
-                "--dport",
-                "90",
-                "--syn",
-                "-m",
-                "statistic",
-                "--mode",
-                "nth",
-                "--every",
-                "2",
-                "--packet",
-                "0",
-                "-j",
-                "DROP",
-            ],
+            "-A FORWARD -d 198.18.2.1 -p tcp --dport 90 --syn -m statistic --mode nth --every 2 --packet 0 -j DROP",
+            "-A FORWARD -d 2001:db8:2::1 -p tcp --dport 90 --syn -m statistic --mode nth --every 2 --packet 0 -j DROP",
         )],
         state: "open",
         reason_v4: "syn-ack",
@@ -577,7 +378,7 @@ impl Lab {
                     lab.listen(&target, SocketAddr::new(family.target(), case.port))?;
                 }
                 for rule in case.rules {
-                    lab.iptables(lab.ns(rule.at), family, rule.args(family))?;
+                    lab.iptables(lab.ns(rule.at), family, &rule.args(family))?;
                 }
             }
         }
@@ -622,6 +423,9 @@ mod tests {
                         Family::V6 => "icmp-",
                     };
                     assert!(!args.iter().any(|a| a.starts_with(foreign)), "{case:?}");
+                    // Printed rules must be pasteable into a shell as they are.
+                    let text = rule.text(family);
+                    assert!(!text.contains(['"', '\'', '\\']), "{text}");
                 }
             }
         }

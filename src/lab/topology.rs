@@ -180,7 +180,7 @@ impl Lab {
     fn configure(&self) -> io::Result<()> {
         for role in [Role::Scanner, Role::Router, Role::Target] {
             let ns = self.ns(role);
-            in_namespace(ns, || set_sysctls(role == Role::Router))??;
+            in_namespace(ns, || set_sysctls(role))??;
             ip(ns, &["link", "set", "lo", "up"])?;
         }
         // Each veth pair is created directly in its two namespaces, so no interface ever
@@ -272,8 +272,8 @@ impl Lab {
 ///   no-response after a few rounds. The fixture has to give the same answer every time.
 /// - Forwarding only in the router; rp_filter and the ICMP source choice pinned, because
 ///   new namespaces copy some IPv4 settings from the host's.
-fn set_sysctls(router: bool) -> io::Result<()> {
-    let forwarding = if router { "1" } else { "0" };
+fn set_sysctls(role: Role) -> io::Result<()> {
+    let forwarding = if role == Role::Router { "1" } else { "0" };
     let settings = [
         ("net.ipv6.conf.all.disable_ipv6", "0"),
         ("net.ipv6.conf.default.disable_ipv6", "0"),

@@ -27,7 +27,7 @@ use crate::capfile::PcapWriter;
 use crate::exchange::Tracker;
 use crate::report::ScanReport;
 use crate::targets::Target;
-use crate::verdict::{ConnectOutcome, LiveFacts, State, judge_owned};
+use crate::verdict::{ConnectOutcome, LiveFacts, judge_owned};
 use capture::{Capture, SharedWriter};
 use prober::{ProbeConfig, ProbeEvent};
 
@@ -234,7 +234,7 @@ pub fn scan(
     // The correlator.
     let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
     let accept = |k: &crate::exchange::FlowKey| scope.contains(&k.target.ip());
-    let mut tracker = Tracker::new();
+    let mut tracker = Tracker::with_capacity(progress_total(addrs.len(), opts.probe.ports.len()));
     let mut facts = LiveFacts {
         captured: report.captured,
         ..LiveFacts::default()
@@ -255,7 +255,7 @@ pub fn scan(
             select! {
                 recv(ev_rx) -> ev => match ev {
                     Ok(evs) => for ev in evs {
-                        handle_event(ev, &mut tracker, &mut records, &mut facts, &mut progress, &mut report)
+                        handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
                     },
                     Err(_) => prober_done_at = Some(Instant::now()),
                 },
@@ -330,31 +330,35 @@ pub fn scan(
 
 fn handle_event(
     ev: ProbeEvent,
-    tracker: &mut Tracker,
     records: &mut FxHashMap<SocketAddr, Vec<crate::verdict::ProbeRecord>>,
     facts: &mut LiveFacts,
     progress: &mut Progress,
     report: &mut ScanReport,
 ) {
     match ev {
-        ProbeEvent::Started(key, ts) => tracker.register(key, ts),
-        ProbeEvent::Finished(target, rec) => {
-            if rec.outcome == ConnectOutcome::Connected {
+        ProbeEvent::Finished {
+            target,
+            record,
+            port_done,
+        } => {
+            if record.outcome == ConnectOutcome::Connected {
                 progress.open += 1;
             }
-            facts.probes.entry(target).or_default().push(rec);
-        }
-        ProbeEvent::PortDone(target) => {
-            progress.ports_done += 1;
-            if let Some(list) = facts.probes.remove(&target) {
-                records.insert(target, list);
+            let pending = facts.probes.entry(target).or_default();
+            pending.push(record);
+            // Only finished ports are judged: an interrupted scan reports what it completed.
+            if port_done {
+                progress.ports_done += 1;
+                if let Some(list) = facts.probes.remove(&target) {
+                    records.insert(target, list);
+                }
             }
         }
         ProbeEvent::Notice(msg) => report.warnings.push(msg),
     }
 }
 
-/// Counts used by tests and the summary.
-pub fn count(report: &ScanReport, state: State) -> usize {
-    report.count(state)
+/// Attempts a scan makes at least: one per port and target.
+fn progress_total(targets: usize, ports: usize) -> usize {
+    targets.saturating_mul(ports)
 }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::sys;
-use crate::exchange::FlowKey;
 use crate::frame::Timestamp;
 use crate::verdict::{ConnectOutcome, ProbeRecord};
 
@@ -46,12 +45,13 @@ pub struct ProbeConfig {
 
 #[derive(Clone, Debug)]
 pub enum ProbeEvent {
-    /// An attempt's SYN is out from this 4-tuple.
-    Started(FlowKey, Timestamp),
-    /// An attempt ended.
-    Finished(SocketAddr, ProbeRecord),
-    /// All attempts at this port have ended.
-    PortDone(SocketAddr),
+    /// An attempt ended; `port_done` when it was the port's last. (The attempt's packets
+    /// reach the correlator through the capture, which sees its SYN.)
+    Finished {
+        target: SocketAddr,
+        record: ProbeRecord,
+        port_done: bool,
+    },
     /// Something the user should hear once (a capped window).
     Notice(String),
 }
@@ -193,13 +193,6 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
                 Ok(Started::InFlight(slot)) => {
                     let f = slots[slot].as_ref().expect("just filled");
-                    out.push(ProbeEvent::Started(
-                        FlowKey {
-                            scanner: f.local,
-                            target: f.target,
-                        },
-                        f.ts,
-                    ));
                     deadlines.push_back((f.started, slot, generation[slot]));
                     in_flight += 1;
                 }
@@ -396,7 +389,6 @@ fn finish(
         let _ = sys::set_linger_zero(&f.fd);
     }
     drop(f.fd);
-    out.push(ProbeEvent::Finished(target, record));
     let again = match outcome {
         ConnectOutcome::TimedOut => f.attempt <= cfg.retries,
         // A socket connected to itself is not an answer from the port: try again from
@@ -410,9 +402,12 @@ fn finish(
             _ => (f.attempt, f.self_connects),
         };
         retry.push_back((target, attempt, selfc));
-    } else {
-        out.push(ProbeEvent::PortDone(target));
     }
+    out.push(ProbeEvent::Finished {
+        target,
+        record,
+        port_done: !again,
+    });
 }
 
 #[cfg(test)]
