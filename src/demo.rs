@@ -3,7 +3,6 @@
 //! also on Ctrl-C or error, since the lab is dropped on every path out of here.
 
 use std::io;
-use std::process::Command;
 
 use crate::lab::{self, Lab, STANDARD_PORTS};
 
@@ -33,10 +32,16 @@ fn running_as_root() -> bool {
 
 fn demo(extra_args: &[String]) -> io::Result<i32> {
     // Ctrl-C reaches the scan (same process group), which prints what it found; this
-    // process must outlive it to remove the lab, so it ignores SIGINT meanwhile.
-    ignore_sigint();
+    // process must outlive it to remove the lab. So SIGINT and SIGTERM stay blocked here
+    // (pending, not lost); the scan inherits the mask and takes them with sigwait.
+    let signals = block_stop_signals();
     eprintln!("synack demo: building the lab (scanner ── router ── target) …");
     let lab = Lab::standard("demo")?;
+    if stop_signal_pending(&signals) {
+        drop(lab);
+        eprintln!("synack demo: interrupted; lab removed");
+        return Ok(130);
+    }
     println!(
         "The lab: scanner 198.18.1.1 ── router 198.18.1.254 / 198.18.2.254 ── target 198.18.2.1"
     );
@@ -56,6 +61,12 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
             "-p",
             &ports.join(","),
         ])
+        // Without options of its own, the demo shows the teaching views.
+        .args(if extra_args.is_empty() {
+            &["--ladder", "--explain"][..]
+        } else {
+            &[][..]
+        })
         .args(extra_args)
         .status()?;
     drop(lab);
@@ -63,14 +74,26 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
     Ok(status.code().unwrap_or(130))
 }
 
-fn ignore_sigint() {
-    // SAFETY: setting a signal's disposition to SIG_IGN runs no code in signal context.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; pthread_sigmask
+    // changes only this thread's mask.
     unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
     }
 }
 
-/// A command in the lab's scanner namespace, for tests.
-pub fn scanner_command(lab: &Lab, program: &str) -> Command {
-    lab::command(&lab.scanner, program)
+fn stop_signal_pending(set: &libc::sigset_t) -> bool {
+    // SAFETY: sigpending writes into a sigset_t we own; sigismember only reads.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending);
+        [libc::SIGINT, libc::SIGTERM]
+            .iter()
+            .any(|&s| libc::sigismember(set, s) == 1 && libc::sigismember(&pending, s) == 1)
+    }
 }

@@ -365,3 +365,99 @@ fn which(cmd: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+fn demo_namespaces(pid: u32) -> Vec<String> {
+    lab::list_namespaces()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with(&format!("sa-demo-{pid}-")))
+        .collect()
+}
+
+fn root_ruleset() -> String {
+    let out = std::process::Command::new("iptables-save")
+        .output()
+        .unwrap();
+    let v6 = std::process::Command::new("ip6tables-save")
+        .output()
+        .unwrap();
+    // Counters change with traffic; the rules must not.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&v6.stdout).lines())
+        .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn demo_end_to_end_leaves_nothing_behind() {
+    if !lab::root_or_skip("demo_end_to_end_leaves_nothing_behind") {
+        return;
+    }
+    let rules_before = root_ruleset();
+    let child = std::process::Command::new(BIN)
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    for needle in [
+        "synack report for 198.18.2.1",
+        "synack report for 2001:db8:2::1",
+        "reset by a device 1 hop closer",
+        "why: ",
+        "--reject-with tcp-reset",
+        "ICMP admin-prohibited from 198.18.1.254",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "demo output lacks {needle:?}:\n{stdout}"
+        );
+    }
+    assert!(stderr.contains("lab removed"), "{stderr}");
+    assert!(
+        demo_namespaces(pid).is_empty(),
+        "{:?}",
+        demo_namespaces(pid)
+    );
+    assert_eq!(root_ruleset(), rules_before, "the host's firewall changed");
+}
+
+#[test]
+fn demo_interrupted_removes_its_lab() {
+    if !lab::root_or_skip("demo_interrupted_removes_its_lab") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(BIN)
+        .args(["demo", "--timeout", "5s"])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait (bounded) until the lab exists, then Ctrl-C the whole process group mid-scan.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while demo_namespaces(pid).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sends SIGINT to the child's own process group.
+    unsafe { libc::kill(-(pid as i32), libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("lab removed"), "{stderr}");
+    assert!(
+        demo_namespaces(pid).is_empty(),
+        "{:?}",
+        demo_namespaces(pid)
+    );
+}
