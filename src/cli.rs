@@ -69,7 +69,8 @@ pub struct OutputArgs {
     /// List every port (otherwise large groups of closed/filtered ports are summarised).
     #[arg(long = "all")]
     pub show_all: bool,
-    /// Plain ASCII arrows (-> <-) instead of Unicode (→ ←).
+    /// Plain ASCII arrows (-> <-) instead of Unicode (→ ←), also on a terminal (output
+    /// that is not a terminal is always ASCII).
     #[arg(long)]
     pub ascii: bool,
     /// Under each port, a sequence diagram of its packets (scanner, router, target).
@@ -239,7 +240,7 @@ fn run_scan(args: ScanArgs) -> i32 {
         progress_shown: false,
         live: args.live,
         live_to_stderr: args.output.json,
-        unicode: !args.output.ascii,
+        unicode: terminal_style(&args.output).0,
         first_ts: None,
     };
     let result = live::scan(&targets, &opts, stop.clone(), &mut hooks);
@@ -307,6 +308,16 @@ fn run_replay(args: ReplayArgs) -> i32 {
     }
 }
 
+/// (Unicode arrows, colour) for stdout: colour only on a terminal without --no-color or
+/// NO_COLOR; Unicode only on a terminal that is not asked for ASCII. Piped or logged
+/// output is plain ASCII.
+fn terminal_style(out: &OutputArgs) -> (bool, bool) {
+    let tty = io::stdout().is_terminal();
+    let color =
+        tty && !out.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    (tty && !out.ascii, color)
+}
+
 /// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
 fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     for w in &report.warnings {
@@ -317,13 +328,10 @@ fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     let result = if out.json {
         report::json::write(&mut lock, report)
     } else {
-        let color = !out.no_color
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && io::stdout().is_terminal();
-        // Plain ASCII whenever colour is off, so a piped or logged diagram stays plain.
-        let unicode = !out.ascii && color;
+        let (unicode, color) = terminal_style(out);
         let opts = TextOptions {
-            unicode: !out.ascii,
+            unicode,
+            color,
             show_all: out.show_all,
             ladder: out.ladder.then_some(crate::report::ladder::LadderOptions {
                 unicode,

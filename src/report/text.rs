@@ -14,6 +14,8 @@ use crate::verdict::{PortVerdict, State};
 pub struct TextOptions {
     /// Arrows and separators in Unicode (→ ← ·) or ASCII (-> <- |).
     pub unicode: bool,
+    /// ANSI colour for the STATE column.
+    pub color: bool,
     /// List every port; otherwise a state with more than `collapse_over` ports of one
     /// reason is summarised in a "Not shown" line, as nmap does.
     pub show_all: bool,
@@ -30,6 +32,7 @@ impl Default for TextOptions {
     fn default() -> Self {
         TextOptions {
             unicode: true,
+            color: false,
             show_all: false,
             collapse_over: 25,
             evidence: true,
@@ -103,6 +106,20 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
     s
 }
 
+/// The STATE column, padded before colouring so the columns stay aligned.
+fn paint(state: State, color: bool) -> String {
+    let padded = format!("{:<8}", state.as_str());
+    if !color {
+        return padded;
+    }
+    let code = match state {
+        State::Open => "32",
+        State::Closed => "31",
+        State::Filtered => "33",
+    };
+    format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
 /// Writes the whole report.
 pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io::Result<()> {
     let mut by_ip: BTreeMap<IpAddr, Vec<&PortVerdict>> = BTreeMap::new();
@@ -147,9 +164,9 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
             }
             writeln!(
                 out,
-                "{:<9} {:<8} {:<16} {:<15} {}",
+                "{:<9} {} {:<16} {:<15} {}",
                 format!("{}/tcp", v.target.port()),
-                v.state.as_str(),
+                paint(v.state, opts.color),
                 v.reason,
                 v.responder.as_str(),
                 trace_line(v, opts.unicode)
