@@ -128,7 +128,9 @@ pub struct ScanArgs {
     /// Also write every captured frame to this pcap file.
     #[arg(short = 'w', long = "write", value_name = "FILE.pcap")]
     pub write: Option<PathBuf>,
-    /// How long the capture goes on after the last attempt, for late answers.
+    /// How long the capture goes on after the last attempt, for late answers. Shortened
+    /// to 10ms when every attempt was answered, to what is left of the timeout when the
+    /// last unanswered attempt was given up on recently.
     #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Duration,
     #[command(flatten)]
@@ -313,13 +315,12 @@ fn run_replay(args: ReplayArgs) -> i32 {
 /// output is plain ASCII.
 fn terminal_style(out: &OutputArgs) -> (bool, bool) {
     let tty = io::stdout().is_terminal();
-    let color =
-        tty && !out.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = tty && !out.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     (tty && !out.ascii, color)
 }
 
 /// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
-fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
+pub fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     for w in &report.warnings {
         eprintln!("synack: warning: {w}");
     }

@@ -15,6 +15,15 @@ use crate::verdict::judge_owned;
 /// Replays the files as one capture. An unreadable file start is an error (exit 2);
 /// damage later in a file ends that file with a warning, keeping what was read.
 pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
+    let readers = paths
+        .iter()
+        .map(|p| CaptureReader::open(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(replay(readers))
+}
+
+/// Replays already opened captures as one.
+pub fn replay(readers: Vec<CaptureReader>) -> ScanReport {
     let mut tracker = Tracker::new();
     let mut report = ScanReport {
         captured: true,
@@ -22,8 +31,7 @@ pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
     };
     let mut skips: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (None::<Timestamp>, None::<Timestamp>);
-    for path in paths {
-        let mut reader = CaptureReader::open(path)?;
+    for mut reader in readers {
         loop {
             match reader.next_frame() {
                 Ok(Some(frame)) => {
@@ -59,5 +67,5 @@ pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
     if let (Some(f), Some(l)) = (first, last) {
         report.elapsed = Duration::from_nanos(l.since(f));
     }
-    Ok(report)
+    report
 }

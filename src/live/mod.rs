@@ -35,6 +35,10 @@ use prober::{ProbeConfig, ProbeEvent};
 /// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
 pub const DEFAULT_DSCP: u8 = 10;
 
+/// The capture always goes on this long after the last attempt, even when every attempt
+/// was answered: the answers are in the kernel's queue by then, this covers the read.
+const MIN_GRACE: Duration = Duration::from_millis(10);
+
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
     pub probe: ProbeConfig,
@@ -246,6 +250,8 @@ pub fn scan(
     };
     let mut last_progress = Instant::now();
     let mut prober_done_at: Option<Instant> = None;
+    // Shortened when the prober says no late answer can come (see ProbeEvent::Done).
+    let mut grace = opts.grace;
     let mut captures_open = report.captured;
     // Selecting on a closed channel returns at once: once the captures are gone, wait on
     // one that never delivers instead.
@@ -255,6 +261,10 @@ pub fn scan(
             select! {
                 recv(ev_rx) -> ev => match ev {
                     Ok(evs) => for ev in evs {
+                        if let ProbeEvent::Done { late_answers_until } = ev {
+                            grace = grace.min(late_answers_until.max(MIN_GRACE));
+                            continue;
+                        }
                         handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
                     },
                     Err(_) => prober_done_at = Some(Instant::now()),
@@ -273,7 +283,7 @@ pub fn scan(
         } else if let Some(done) = prober_done_at
             && captures_open
         {
-            if done.elapsed() >= opts.grace || stop.load(Ordering::Relaxed) {
+            if done.elapsed() >= grace || stop.load(Ordering::Relaxed) {
                 capture_stop.store(true, Ordering::Release);
             }
             match cap_rx.recv_timeout(Duration::from_millis(20)) {
@@ -355,6 +365,7 @@ fn handle_event(
             }
         }
         ProbeEvent::Notice(msg) => report.warnings.push(msg),
+        ProbeEvent::Done { .. } => {}
     }
 }
 

@@ -54,6 +54,9 @@ pub enum ProbeEvent {
     },
     /// Something the user should hear once (a capped window).
     Notice(String),
+    /// The last event: how long after now an answer to our last SYNs could still come
+    /// (zero when every attempt was answered, else the timeout).
+    Done { late_answers_until: Duration },
 }
 
 /// Round-trip estimator of RFC 6298 §2, giving the timeout nmap-style: srtt + 4·rttvar,
@@ -166,6 +169,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     let mut next_start = Instant::now();
     let mut fresh_done = false;
     let mut emfile_noted = false;
+    let mut last_timeout: Option<Instant> = None;
 
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -275,11 +279,19 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             generation[slot] = generation[slot].wrapping_add(1);
             free.push(slot);
             in_flight -= 1;
+            last_timeout = Some(now);
             finish(cfg, out, f, ConnectOutcome::TimedOut, &mut retry);
         }
     }
     // Interrupted: close what is in flight; those ports get no verdict.
     slots.clear();
+    // An attempt given up on at time T might still be answered until about T + timeout
+    // (the answer to its last retransmission); an answered attempt will not be.
+    let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+    let late_answers_until = last_timeout
+        .map(|t| (t + timeout).saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
+    out.push(ProbeEvent::Done { late_answers_until });
     Ok(())
 }
 
