@@ -123,6 +123,8 @@ pub struct LiveFacts {
     pub captured: bool,
     /// Packets the kernel dropped before the capture read them.
     pub capture_drops: u64,
+    /// Ports probed only to learn the target stack's own answer (not asked for).
+    pub calibration: Vec<SocketAddr>,
 }
 
 /// One port's verdict and the packets that explain it.

@@ -108,6 +108,81 @@ pub trait ScanHooks {
 pub struct NoHooks;
 impl ScanHooks for NoHooks {}
 
+/// Where the correlator is: probing, letting the last answers arrive before deciding on
+/// calibration, or in the grace period before the captures stop.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    Probing,
+    Settling(Instant),
+    Grace(Instant),
+}
+
+/// How long after the last attempt the correlator waits for its answers to be read
+/// before judging whether a baseline is missing.
+const SETTLE: Duration = Duration::from_millis(20);
+
+type ProberHandle = Option<std::thread::JoinHandle<io::Result<()>>>;
+
+fn spawn_prober(
+    cfg: ProbeConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<(ProberHandle, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
+    let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
+    let handle = std::thread::Builder::new()
+        .name("prober".into())
+        .spawn(move || prober::run(&cfg, &tx, &stop))
+        .map_err(ScanError::Probe)?;
+    Ok((Some(handle), rx))
+}
+
+fn join_prober(handle: ProberHandle) -> Result<(), ScanError> {
+    match handle.map(|h| h.join()) {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(ScanError::Probe(e)),
+        Some(Err(_)) => Err(ScanError::Probe(io::Error::other("prober thread panicked"))),
+    }
+}
+
+/// Ports never scanned by default and rarely used, tried in order as calibration probes.
+const CALIBRATION_PORTS: [u16; 4] = [47291, 51793, 60011, 38919];
+
+/// Targets that answered with RSTs of which none reflected the probe's DSCP: nothing
+/// tells their stack's RST from a firewall's (docs/verdicts.md). One port each, expected
+/// closed and not in the scan, is probed to learn what the stack's own RST looks like.
+fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) -> Vec<SocketAddr> {
+    if cfg.dscp.is_none_or(|d| d == 0) {
+        return Vec::new();
+    }
+    let Some(port) = CALIBRATION_PORTS
+        .into_iter()
+        .find(|p| cfg.ports.binary_search(p).is_err())
+    else {
+        return Vec::new();
+    };
+    let mut by_ip: FxHashMap<IpAddr, Vec<&crate::exchange::Attempt>> = FxHashMap::default();
+    for a in tracker.attempts() {
+        by_ip.entry(a.key.target.ip()).or_default().push(a);
+    }
+    targets
+        .iter()
+        .filter(|ip| {
+            let Some(list) = by_ip.get(ip) else {
+                return false;
+            };
+            let got_rst = list.iter().any(|a| {
+                a.packets.iter().any(|p| {
+                    p.dir == crate::exchange::Dir::In && p.flags().is_some_and(|f| f.rst())
+                })
+            });
+            got_rst
+                && crate::verdict::Baseline::of(**ip, list.iter().copied())
+                    .reflecting_rst_port
+                    .is_none()
+        })
+        .map(|ip| SocketAddr::new(*ip, port))
+        .collect()
+}
+
 /// Whether an observation concerns one of the scanned addresses.
 fn concerns(obs: &crate::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
     match obs {
@@ -226,14 +301,10 @@ pub fn scan(
     report.captured = !captures.is_empty();
 
     // The prober.
-    let (ev_tx, ev_rx) = unbounded::<Vec<ProbeEvent>>();
     let mut cfg = opts.probe.clone();
     cfg.targets = addrs.clone();
-    let probe_stop = stop.clone();
-    let prober = std::thread::Builder::new()
-        .name("prober".into())
-        .spawn(move || prober::run(&cfg, &ev_tx, &probe_stop))
-        .map_err(ScanError::Probe)?;
+    let (mut prober, ev_rx) = spawn_prober(cfg, stop.clone())?;
+    let mut ev_rx = Some(ev_rx);
 
     // The correlator.
     let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
@@ -249,68 +320,84 @@ pub fn scan(
         ..Progress::default()
     };
     let mut last_progress = Instant::now();
-    let mut prober_done_at: Option<Instant> = None;
+    let mut phase = Phase::Probing;
+    let mut calibrated = false;
     // Shortened when the prober says no late answer can come (see ProbeEvent::Done).
     let mut grace = opts.grace;
     let mut captures_open = report.captured;
-    // Selecting on a closed channel returns at once: once the captures are gone, wait on
-    // one that never delivers instead.
+    // Selecting on a closed channel returns at once: wait on one that never delivers
+    // instead once a source is gone.
     let no_capture = crossbeam_channel::never::<capture::Batch>();
+    let no_events = crossbeam_channel::never::<Vec<ProbeEvent>>();
     loop {
-        if prober_done_at.is_none() {
-            select! {
-                recv(ev_rx) -> ev => match ev {
-                    Ok(evs) => for ev in evs {
-                        if let ProbeEvent::Done { late_answers_until } = ev {
-                            grace = grace.min(late_answers_until.max(MIN_GRACE));
-                            continue;
-                        }
-                        handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
-                    },
-                    Err(_) => prober_done_at = Some(Instant::now()),
-                },
-                recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
-                    Ok(batch) => for (ts, obs) in &batch {
-                        tracker.observe(*ts, obs, accept);
-                        if concerns(obs, &scope) {
-                            hooks.packet(*ts, obs);
-                        }
-                    },
-                    Err(_) => captures_open = false,
-                },
-                default(Duration::from_millis(100)) => {}
-            }
-        } else if let Some(done) = prober_done_at
-            && captures_open
-        {
-            if done.elapsed() >= grace || stop.load(Ordering::Relaxed) {
-                capture_stop.store(true, Ordering::Release);
-            }
-            match cap_rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(batch) => {
-                    for (ts, obs) in &batch {
-                        tracker.observe(*ts, obs, accept);
-                        if concerns(obs, &scope) {
-                            hooks.packet(*ts, obs);
-                        }
+        select! {
+            recv(ev_rx.as_ref().unwrap_or(&no_events)) -> ev => match ev {
+                Ok(evs) => for ev in evs {
+                    if let ProbeEvent::Done { late_answers_until } = ev {
+                        grace = grace.min(late_answers_until.max(MIN_GRACE));
+                        continue;
                     }
+                    handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
+                },
+                Err(_) => {
+                    ev_rx = None;
+                    join_prober(prober.take())?;
+                    let now = Instant::now();
+                    phase = if calibrated || !captures_open { Phase::Grace(now) } else { Phase::Settling(now) };
                 }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => captures_open = false,
+            },
+            recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
+                Ok(batch) => for (ts, obs) in &batch {
+                    tracker.observe(*ts, obs, accept);
+                    if concerns(obs, &scope) {
+                        hooks.packet(*ts, obs);
+                    }
+                },
+                Err(_) => captures_open = false,
+            },
+            default(Duration::from_millis(20)) => {}
+        }
+        match phase {
+            Phase::Probing => {}
+            // The answers to the last SYNs are correlated by now: is a baseline missing?
+            Phase::Settling(since) if since.elapsed() >= SETTLE => {
+                calibrated = true;
+                let cal = calibration_probes(&tracker, &addrs, &opts.probe);
+                if cal.is_empty() || stop.load(Ordering::Relaxed) {
+                    phase = Phase::Grace(since);
+                } else {
+                    for c in &cal {
+                        report.notes.push(format!(
+                            "{}: no RST among the scanned ports reflected the probe's DSCP, so port {} (not requested, expected closed) was probed to see how the host's own stack answers",
+                            c.ip(),
+                            c.port()
+                        ));
+                    }
+                    let mut cfg = opts.probe.clone();
+                    cfg.targets = cal.iter().map(|c| c.ip()).collect();
+                    cfg.ports = vec![cal[0].port()];
+                    facts.calibration = cal;
+                    let (handle, rx) = spawn_prober(cfg, stop.clone())?;
+                    prober = handle;
+                    ev_rx = Some(rx);
+                    phase = Phase::Probing;
+                }
             }
-        } else {
-            break;
+            Phase::Settling(_) => {}
+            Phase::Grace(since) => {
+                if !captures_open {
+                    break;
+                }
+                if since.elapsed() >= grace || stop.load(Ordering::Relaxed) {
+                    capture_stop.store(true, Ordering::Release);
+                }
+            }
         }
         if last_progress.elapsed() >= Duration::from_millis(200) {
             progress.elapsed = began.elapsed();
             hooks.progress(&progress);
             last_progress = Instant::now();
         }
-    }
-    match prober.join() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(ScanError::Probe(e)),
-        Err(_) => return Err(ScanError::Probe(io::Error::other("prober thread panicked"))),
     }
     for c in captures {
         let name = c.interface.clone();
@@ -333,7 +420,24 @@ pub fn scan(
     facts.capture_drops = report.capture_drops;
     facts.probes = records;
     report.interrupted = stop.load(Ordering::Relaxed);
-    report.verdicts = judge_owned(tracker.into_attempts(), Some(&facts));
+    let mut verdicts = judge_owned(tracker.into_attempts(), Some(&facts));
+    // Calibration ports informed the baselines; they were not asked for.
+    for v in verdicts
+        .iter()
+        .filter(|v| facts.calibration.contains(&v.target))
+    {
+        let first = v
+            .evidence
+            .first()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        report.notes.push(format!(
+            "calibration probe {} answered {} ({}){first}",
+            v.target, v.state, v.reason
+        ));
+    }
+    verdicts.retain(|v| !facts.calibration.contains(&v.target));
+    report.verdicts = verdicts;
     report.elapsed = began.elapsed();
     Ok(report)
 }

@@ -133,6 +133,7 @@ struct SummaryJson<'a> {
     capture_drops: u64,
     interrupted: bool,
     warnings: &'a [String],
+    notes: &'a [String],
 }
 
 /// One port as a JSON value (for tests and embedding).
@@ -156,6 +157,7 @@ pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
         capture_drops: report.capture_drops,
         interrupted: report.interrupted,
         warnings: &report.warnings,
+        notes: &report.notes,
     };
     serde_json::to_writer(&mut *out, &summary)?;
     out.write_all(b"\n")

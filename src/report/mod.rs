@@ -27,6 +27,8 @@ pub struct ScanReport {
     pub interrupted: bool,
     /// Things the user must know (skipped packets, truncated files, capped windows).
     pub warnings: Vec<String>,
+    /// What synack did beyond what was asked, and why (calibration probes).
+    pub notes: Vec<String>,
 }
 
 impl ScanReport {

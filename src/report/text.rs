@@ -198,6 +198,9 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
         writeln!(out, "{}", target_summary(*ip, verdicts))?;
         writeln!(out)?;
     }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
     let mut line = format!(
         "synack done: {} port{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
         report.verdicts.len(),

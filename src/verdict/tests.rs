@@ -272,6 +272,7 @@ fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFa
         probes,
         captured,
         capture_drops: 3,
+        calibration: Vec::new(),
     }
 }
 
