@@ -358,29 +358,17 @@ pub fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
 /// SIGINT is blocked in every thread and taken by a dedicated thread with sigwait, so no
 /// code runs in signal context.
 fn install_interrupt(stop: Arc<AtomicBool>) {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask only
-    // changes this thread's mask (inherited by threads spawned after it).
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
+    let set = crate::signals::block_stop_signals();
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            loop {
-                let mut sig: libc::c_int = 0;
-                // SAFETY: set is a valid signal set; sig is valid for writes.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-                    return;
-                }
+            while crate::signals::wait(&set).is_some() {
                 if stop.swap(true, Ordering::SeqCst) {
                     std::process::exit(130);
                 }
-                eprintln!("\nsynack: interrupted, finishing with the results so far (Ctrl-C again to quit)");
+                eprintln!(
+                    "\nsynack: interrupted, finishing with the results so far (Ctrl-C again to quit)"
+                );
             }
         });
 }

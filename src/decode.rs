@@ -325,7 +325,18 @@ fn ip_meta(net: &LaxNetSlice<'_>) -> Option<IpMeta> {
 }
 
 fn decode_sliced(packet: &LaxSlicedPacket<'_>) -> Result<Observation, Skip> {
-    let net = packet.net.as_ref().ok_or(Skip::NotIp)?;
+    let Some(net) = packet.net.as_ref() else {
+        // An IPv4/IPv6 EtherType whose header could not be read is a damaged IP packet,
+        // worth reporting; anything else (ARP, LLDP, …) is simply not IP.
+        let ip_ethertype = packet
+            .ether_payload()
+            .is_some_and(|p| matches!(p.ether_type, EtherType::IPV4 | EtherType::IPV6));
+        return Err(if ip_ethertype {
+            Skip::BadIp
+        } else {
+            Skip::NotIp
+        });
+    };
     let ip = ip_meta(net).ok_or(Skip::NotIp)?;
     let payload = packet.ip_payload().ok_or(Skip::BadIp)?;
     if payload.fragmented && packet.transport.is_none() {
@@ -562,9 +573,9 @@ mod tests {
         let mut lying = bytes.clone();
         lying[14] = 0x4f;
         assert!(decode(&frame(LinkType::Ethernet, &lying)).is_err());
-        // IHL below the minimum.
+        // IHL below the minimum: a damaged IP packet, not "not IP".
         lying[14] = 0x42;
-        assert!(decode(&frame(LinkType::Ethernet, &lying)).is_err());
+        assert_eq!(decode(&frame(LinkType::Ethernet, &lying)), Err(Skip::BadIp));
         assert_eq!(
             decode(&frame(LinkType::LinuxSll2, &[0; 5])),
             Err(Skip::NotIp)

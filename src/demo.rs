@@ -11,10 +11,10 @@ pub fn run(extra_args: &[String]) -> i32 {
     if !running_as_root() {
         eprintln!(
             "synack demo builds network namespaces and firewall rules, which needs root.\n\
-             Without root, replay the bundled capture of the same lab instead:\n  \
-             synack replay capture-fixtures/lab-v4-veth.pcap"
+             Without root, here is the replay of a capture of the same lab, bundled in synack\n\
+             (the file is capture-fixtures/{BUNDLED_NAME} in the source tree):\n"
         );
-        return 2;
+        return replay_bundled(extra_args);
     }
     match demo(extra_args) {
         Ok(code) => code,
@@ -23,6 +23,35 @@ pub fn run(extra_args: &[String]) -> i32 {
             1
         }
     }
+}
+
+/// A real capture of `synack scan 198.18.2.1 -p 22,80-90` in the standard lab (made by
+/// capture-fixtures/make.sh), shown when the demo cannot build a lab.
+const BUNDLED: &[u8] = include_bytes!("../capture-fixtures/veth-v4-standard.pcap");
+const BUNDLED_NAME: &str = "veth-v4-standard.pcap";
+
+fn replay_bundled(extra_args: &[String]) -> i32 {
+    let reader = match crate::capfile::CaptureReader::from_reader(
+        Box::new(io::Cursor::new(BUNDLED)),
+        BUNDLED_NAME.to_string(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("synack demo: {e}");
+            return 1;
+        }
+    };
+    let report = crate::replay::replay(vec![reader]);
+    let json = extra_args.iter().any(|a| a == "--json");
+    let output = crate::cli::OutputArgs {
+        json,
+        show_all: false,
+        ascii: extra_args.iter().any(|a| a == "--ascii"),
+        ladder: !json,
+        explain: !json,
+        no_color: extra_args.iter().any(|a| a == "--no-color"),
+    };
+    crate::cli::emit(&report, &output)
 }
 
 fn running_as_root() -> bool {
@@ -34,10 +63,10 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
     // Ctrl-C reaches the scan (same process group), which prints what it found; this
     // process must outlive it to remove the lab. So SIGINT and SIGTERM stay blocked here
     // (pending, not lost); the scan inherits the mask and takes them with sigwait.
-    let signals = block_stop_signals();
+    let signals = crate::signals::block_stop_signals();
     eprintln!("synack demo: building the lab (scanner ── router ── target) …");
     let lab = Lab::standard("demo")?;
-    if stop_signal_pending(&signals) {
+    if crate::signals::pending(&signals) {
         drop(lab);
         eprintln!("synack demo: interrupted; lab removed");
         return Ok(130);
@@ -72,28 +101,4 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
     drop(lab);
     eprintln!("synack demo: lab removed");
     Ok(status.code().unwrap_or(130))
-}
-
-fn block_stop_signals() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; pthread_sigmask
-    // changes only this thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    }
-}
-
-fn stop_signal_pending(set: &libc::sigset_t) -> bool {
-    // SAFETY: sigpending writes into a sigset_t we own; sigismember only reads.
-    unsafe {
-        let mut pending: libc::sigset_t = std::mem::zeroed();
-        libc::sigpending(&mut pending);
-        [libc::SIGINT, libc::SIGTERM]
-            .iter()
-            .any(|&s| libc::sigismember(set, s) == 1 && libc::sigismember(&pending, s) == 1)
-    }
 }

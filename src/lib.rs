@@ -15,6 +15,7 @@ pub mod lab;
 pub mod live;
 pub mod replay;
 pub mod report;
+pub mod signals;
 pub mod targets;
 #[doc(hidden)]
 pub mod testpkt;

@@ -206,11 +206,26 @@ fn probe_dscp_of(attempt: &Attempt) -> u8 {
         .unwrap_or(0)
 }
 
+/// Packets only the target's own stack sends, most telling first.
+const STACK_PACKETS: [&str; 3] = ["SYN/ACKs", "DSCP-reflecting RSTs", "ICMP errors"];
+
+/// "no router on the way", "1 router on the way", "3 routers on the way".
+fn on_the_way(hops: u8) -> String {
+    match hops {
+        0 => "no router on the way".to_string(),
+        1 => "1 router on the way".to_string(),
+        n => format!("{n} routers on the way"),
+    }
+}
+
 impl Baseline {
     /// Builds the baseline of one target address from all its attempts.
     pub fn of<'a>(target: IpAddr, attempts: impl IntoIterator<Item = &'a Attempt>) -> Baseline {
         let mut b = Baseline::default();
-        let mut hop_votes: BTreeMap<(u8, u8), (u32, &'static str)> = BTreeMap::new();
+        // Votes per (hops, ttl): how many stack packets arrived so, and which kinds
+        // (index into STACK_PACKETS, most telling first) — so the label does not depend
+        // on the order of the attempts.
+        let mut hop_votes: BTreeMap<(u8, u8), (u32, usize)> = BTreeMap::new();
         for a in attempts {
             if a.key.is_self_connect() {
                 continue;
@@ -221,12 +236,12 @@ impl Baseline {
             }
             for p in a.packets.iter().filter(|p| p.dir == Dir::In) {
                 let stack_packet = match p.kind {
-                    PacketKind::Tcp(f) if f.is_syn_ack() => Some("SYN/ACKs"),
+                    PacketKind::Tcp(f) if f.is_syn_ack() => Some(0),
                     PacketKind::Tcp(f) if f.rst() && dscp != 0 && p.dscp == dscp => {
                         b.reflecting_rst_port.get_or_insert(a.key.target.port());
-                        Some("DSCP-reflecting RSTs")
+                        Some(1)
                     }
-                    PacketKind::Icmp(_) if p.from == target => Some("ICMP errors"),
+                    PacketKind::Icmp(_) if p.from == target => Some(2),
                     _ => None,
                 };
                 if p.flags().is_some()
@@ -236,16 +251,23 @@ impl Baseline {
                     b.flow_label_seen
                         .get_or_insert((a.key.target.port(), label));
                 }
-                if let Some(what) = stack_packet {
-                    let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, what));
+                if let Some(kind) = stack_packet {
+                    let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, kind));
                     e.0 += 1;
+                    e.1 = e.1.min(kind);
                 }
             }
         }
-        if let Some(((h, ttl), (_, what))) = hop_votes.iter().max_by_key(|(_, (n, _))| *n) {
-            b.hops = Some(*h);
-            b.ttl = Some(*ttl);
-            b.hops_from = what;
+        // The most common distance; on a tie, the nearer one (BTreeMap order, first max).
+        let best = hop_votes
+            .iter()
+            .rev()
+            .max_by_key(|(_, (n, _))| *n)
+            .map(|(k, v)| (*k, *v));
+        if let Some(((h, ttl), (_, kind))) = best {
+            b.hops = Some(h);
+            b.ttl = Some(ttl);
+            b.hops_from = STACK_PACKETS[kind];
         }
         b
     }
@@ -547,11 +569,10 @@ fn decide_from_trace(
             push_evidence(
                 &mut v.evidence,
                 format!(
-                    "{kind} from {}, not the target ({} hop{} away, ttl {})",
+                    "{kind} from {}, not the target (ttl {}: {})",
                     p.from,
-                    hops(p.ttl),
-                    if hops(p.ttl) == 1 { "" } else { "s" },
-                    p.ttl
+                    p.ttl,
+                    on_the_way(hops(p.ttl))
                 ),
             );
         }
@@ -573,12 +594,11 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
             push_evidence(
                 &mut v.evidence,
                 format!(
-                    "RST ttl {} ({} hop{} away), target's {} arrive with ttl {ttl} ({h} hop{}): sent {closer_by} hop{} closer",
+                    "RST ttl {} ({}), target's {} arrive with ttl {ttl} ({}): sent {closer_by} hop{} closer",
                     rst.ttl,
-                    rst_hops,
-                    if rst_hops == 1 { "" } else { "s" },
+                    on_the_way(rst_hops),
                     base.hops_from,
-                    if h == 1 { "" } else { "s" },
+                    on_the_way(h),
                     if closer_by == 1 { "" } else { "s" },
                 ),
             );
@@ -586,10 +606,10 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
             push_evidence(
                 &mut v.evidence,
                 format!(
-                    "RST ttl {} matches the target's {} ({h} hop{} away)",
+                    "RST ttl {} matches the target's {} ({})",
                     rst.ttl,
                     base.hops_from,
-                    if h == 1 { "" } else { "s" }
+                    on_the_way(h)
                 ),
             );
         } else {

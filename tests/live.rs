@@ -234,12 +234,7 @@ fn without_privileges_verdicts_come_from_errno() {
         return;
     }
     let lab = Lab::standard("unpriv").expect("build lab");
-    // A copy of the binary anyone may run, wherever the checkout lives.
-    let dir = tempdir("unpriv");
-    let bin = dir.join("synack");
-    std::fs::copy(BIN, &bin).unwrap();
-    set_mode(&dir, 0o755);
-    set_mode(&bin, 0o755);
+    let (dir, bin) = runnable_by_anyone("unpriv");
     let out = lab::command(&lab.scanner, "setpriv")
         .args([
             "--reuid=65534",
@@ -353,6 +348,17 @@ fn tempdir(tag: &str) -> PathBuf {
     d
 }
 
+/// A copy of the binary that an unprivileged user may run, wherever the checkout lives
+/// (its directory may be closed to others). Returns (its directory, the binary).
+fn runnable_by_anyone(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = tempdir(tag);
+    let bin = dir.join("synack");
+    std::fs::copy(BIN, &bin).unwrap();
+    set_mode(&dir, 0o755);
+    set_mode(&bin, 0o755);
+    (dir, bin)
+}
+
 fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -435,7 +441,7 @@ fn demo_interrupted_removes_its_lab() {
         return;
     }
     use std::os::unix::process::CommandExt;
-    let mut child = std::process::Command::new(BIN)
+    let child = std::process::Command::new(BIN)
         .args(["demo", "--timeout", "5s"])
         .process_group(0)
         .stdout(std::process::Stdio::piped())
@@ -460,4 +466,62 @@ fn demo_interrupted_removes_its_lab() {
         "{:?}",
         demo_namespaces(pid)
     );
+}
+
+#[test]
+fn demo_without_root_replays_the_bundled_capture() {
+    if !lab::root_or_skip("demo_without_root_replays_the_bundled_capture") {
+        return;
+    }
+    let (dir, bin) = runnable_by_anyone("demo-unpriv");
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .arg("demo")
+        .output()
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(stdout.contains("synack report for 198.18.2.1"), "{stdout}");
+    assert!(stdout.contains("why: "), "{stdout}");
+    assert!(
+        stdout.contains("reset by a device 1 hop closer"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn lone_firewall_reset_port_is_calibrated_against_a_closed_port() {
+    if !lab::root_or_skip("lone_firewall_reset_port_is_calibrated_against_a_closed_port") {
+        return;
+    }
+    // Only port 83 (REJECT --reject-with tcp-reset on the host): no RST of the target's
+    // own stack is among the scanned ports, so synack probes one closed port for it.
+    let lab = Lab::standard("calib").expect("build lab");
+    for family in [Family::V4, Family::V6] {
+        let target = family.target().to_string();
+        let scan = scan_in(&lab.scanner, &[&target, "-p", "83", "--json"]);
+        assert_eq!(
+            scan.ports.len(),
+            1,
+            "the calibration port is not reported as a port"
+        );
+        let v = &scan.ports[&83];
+        assert_eq!(v["state"], "filtered", "{family:?}: {v}");
+        assert_eq!(v["responder"], "target-firewall", "{family:?}: {v}");
+        let notes = scan.summary["notes"].as_array().unwrap();
+        assert!(
+            notes.iter().any(|n| n.as_str().unwrap().contains("47291")),
+            "{family:?}: {}",
+            scan.summary
+        );
+    }
 }
