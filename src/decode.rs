@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{EtherType, LaxIpSlice, LaxSlicedPacket};
 
 use crate::frame::{Frame, LinkType};
 
@@ -259,23 +259,40 @@ impl Skip {
 }
 
 /// Decodes one frame. Never panics, whatever the bytes.
+///
+/// The link header is stepped over, then etherparse's lax IP slicer and its TCP / ICMP
+/// slicers read the headers. (Its all-layers `LaxSlicedPacket` would do the same but
+/// moves a large struct through every layer; this is the per-packet hot path of replay.)
 pub fn decode(frame: &Frame<'_>) -> Result<Observation, Skip> {
-    let packet = slice_link(frame.link, frame.data)?;
-    decode_sliced(&packet)
+    let ip = ip_bytes(frame.link, frame.data)?;
+    decode_ip(ip)
 }
 
-fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    fn from_ip(ip: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-        LaxSlicedPacket::from_ip(ip).map_err(|_| Skip::BadIp)
-    }
-    match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::NotIp),
-        LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => from_ip(data),
+/// The bytes from the IP header on, for each link type.
+fn ip_bytes(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
+    let (ether, rest) = match link {
+        LinkType::Ethernet => {
+            let eth = etherparse::Ethernet2Slice::from_slice_without_fcs(data)
+                .map_err(|_| Skip::NotIp)?;
+            let ether = eth.ether_type();
+            if matches!(
+                ether,
+                EtherType::VLAN_TAGGED_FRAME
+                    | EtherType::PROVIDER_BRIDGING
+                    | EtherType::VLAN_DOUBLE_TAGGED_FRAME
+            ) {
+                return vlan_ip_bytes(data);
+            }
+            (ether, eth.payload_slice())
+        }
+        LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => return Ok(data),
         // Linux cooked v1: 16-byte header, protocol (an EtherType) in its last two bytes.
         LinkType::LinuxSll => {
             let proto = data.get(14..16).ok_or(Skip::NotIp)?;
-            let ether = EtherType(u16::from_be_bytes([proto[0], proto[1]]));
-            Ok(LaxSlicedPacket::from_ether_type(ether, &data[16..]))
+            (
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                &data[16..],
+            )
         }
         // Linux cooked v2: 20-byte header, protocol in its first two bytes. etherparse has
         // no SLL2 type, so the fixed header is stepped over here.
@@ -283,90 +300,101 @@ fn slice_link(link: LinkType, data: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> 
             if data.len() < 20 {
                 return Err(Skip::NotIp);
             }
-            let ether = EtherType(u16::from_be_bytes([data[0], data[1]]));
-            Ok(LaxSlicedPacket::from_ether_type(ether, &data[20..]))
+            (
+                EtherType(u16::from_be_bytes([data[0], data[1]])),
+                &data[20..],
+            )
         }
         // BSD loopback: a 4-byte address family in the capturing host's byte order (NULL)
         // or in network order (LOOP). AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30
         // depending on the BSD. Either way the IP version nibble decides.
-        LinkType::Null | LinkType::Loop => {
-            let ip = data.get(4..).ok_or(Skip::NotIp)?;
-            from_ip(ip)
-        }
+        LinkType::Null | LinkType::Loop => return data.get(4..).ok_or(Skip::NotIp),
+    };
+    match ether {
+        EtherType::IPV4 | EtherType::IPV6 => Ok(rest),
+        _ => Err(Skip::NotIp),
     }
 }
 
-fn ip_meta(net: &LaxNetSlice<'_>) -> Option<IpMeta> {
-    match net {
-        LaxNetSlice::Ipv4(v4) => {
+/// VLAN-tagged Ethernet (rare in scan captures): etherparse's full slicer walks the tags.
+fn vlan_ip_bytes(data: &[u8]) -> Result<&[u8], Skip> {
+    let packet = LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::NotIp)?;
+    let payload = packet.ether_payload().ok_or(Skip::NotIp)?;
+    match payload.ether_type {
+        EtherType::IPV4 | EtherType::IPV6 => Ok(payload.payload),
+        _ => Err(Skip::NotIp),
+    }
+}
+
+fn ip_meta(ip: &LaxIpSlice<'_>) -> IpMeta {
+    match ip {
+        LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
-            Some(IpMeta {
+            IpMeta {
                 src: IpAddr::V4(h.source_addr()),
                 dst: IpAddr::V4(h.destination_addr()),
                 ttl: h.ttl(),
                 dscp: h.dcp().value(),
                 ip_id: Some(h.identification()),
                 flow_label: None,
-            })
+            }
         }
-        LaxNetSlice::Ipv6(v6) => {
+        LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            Some(IpMeta {
+            IpMeta {
                 src: IpAddr::V6(h.source_addr()),
                 dst: IpAddr::V6(h.destination_addr()),
                 ttl: h.hop_limit(),
                 dscp: h.dscp().value(),
                 ip_id: None,
                 flow_label: Some(h.flow_label().value()),
-            })
+            }
         }
-        LaxNetSlice::Arp(_) => None,
     }
 }
 
-fn decode_sliced(packet: &LaxSlicedPacket<'_>) -> Result<Observation, Skip> {
-    let Some(net) = packet.net.as_ref() else {
-        // An IPv4/IPv6 EtherType whose header could not be read is a damaged IP packet,
-        // worth reporting; anything else (ARP, LLDP, …) is simply not IP.
-        let ip_ethertype = packet
-            .ether_payload()
-            .is_some_and(|p| matches!(p.ether_type, EtherType::IPV4 | EtherType::IPV6));
-        return Err(if ip_ethertype {
-            Skip::BadIp
-        } else {
-            Skip::NotIp
-        });
-    };
-    let ip = ip_meta(net).ok_or(Skip::NotIp)?;
-    let payload = packet.ip_payload().ok_or(Skip::BadIp)?;
-    if payload.fragmented && packet.transport.is_none() {
+fn decode_ip(bytes: &[u8]) -> Result<Observation, Skip> {
+    // A header that cannot be read (a length that lies, a wrong version) is a damaged
+    // IP packet: reported, unlike frames that are simply not IP.
+    let (ip, _) = LaxIpSlice::from_slice(bytes).map_err(|_| Skip::BadIp)?;
+    let meta = ip_meta(&ip);
+    let payload = ip.payload();
+    if payload.fragmented {
+        // Only the first fragment carries the transport header; a non-first one has
+        // a nonzero offset, and the first is rare enough to skip too.
         return Err(Skip::Fragment);
     }
-    match &packet.transport {
-        Some(TransportSlice::Tcp(tcp)) => Ok(Observation::Tcp(TcpSegment {
-            ip,
-            sport: tcp.source_port(),
-            dport: tcp.destination_port(),
-            flags: TcpFlags(tcp.slice()[13]),
-            seq: tcp.sequence_number(),
-            ack: tcp.acknowledgment_number(),
-            window: tcp.window_size(),
-            opts: tcp_opts(tcp.options()),
-            payload_len: tcp.payload().len() as u32,
-        })),
-        Some(TransportSlice::Icmpv4(icmp)) => {
-            icmp_error(ip, false, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+    let data = payload.payload;
+    match payload.ip_number {
+        etherparse::IpNumber::TCP => {
+            let tcp = etherparse::TcpSlice::from_slice(data).map_err(|_| Skip::Truncated)?;
+            Ok(Observation::Tcp(TcpSegment {
+                ip: meta,
+                sport: tcp.source_port(),
+                dport: tcp.destination_port(),
+                flags: TcpFlags(tcp.slice()[13]),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                window: tcp.window_size(),
+                // Options matter on the handshake's SYN and SYN/ACK; skip the walk
+                // otherwise.
+                opts: if tcp.syn() {
+                    tcp_opts(tcp.options())
+                } else {
+                    TcpOpts::default()
+                },
+                payload_len: tcp.payload().len() as u32,
+            }))
         }
-        Some(TransportSlice::Icmpv6(icmp)) => {
-            icmp_error(ip, true, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+        etherparse::IpNumber::ICMP => {
+            let icmp = etherparse::Icmpv4Slice::from_slice(data).map_err(|_| Skip::Truncated)?;
+            icmp_error(meta, false, icmp.type_u8(), icmp.code_u8(), icmp.payload())
         }
-        Some(_) => Err(Skip::OtherProtocol),
-        None => match payload.ip_number {
-            etherparse::IpNumber::TCP
-            | etherparse::IpNumber::ICMP
-            | etherparse::IpNumber::IPV6_ICMP => Err(Skip::Truncated),
-            _ => Err(Skip::OtherProtocol),
-        },
+        etherparse::IpNumber::IPV6_ICMP => {
+            let icmp = etherparse::Icmpv6Slice::from_slice(data).map_err(|_| Skip::Truncated)?;
+            icmp_error(meta, true, icmp.type_u8(), icmp.code_u8(), icmp.payload())
+        }
+        _ => Err(Skip::OtherProtocol),
     }
 }
 
@@ -396,10 +424,9 @@ fn icmp_error(
     if !IcmpKind::is_error(v6, icmp_type) {
         return Err(Skip::OtherProtocol);
     }
-    let inner = LaxSlicedPacket::from_ip(quote).map_err(|_| Skip::IcmpQuoteNotTcp)?;
-    let inner_net = inner.net.as_ref().ok_or(Skip::IcmpQuoteNotTcp)?;
-    let inner_ip = ip_meta(inner_net).ok_or(Skip::IcmpQuoteNotTcp)?;
-    let inner_payload = inner.ip_payload().ok_or(Skip::IcmpQuoteNotTcp)?;
+    let (inner, _) = LaxIpSlice::from_slice(quote).map_err(|_| Skip::IcmpQuoteNotTcp)?;
+    let inner_ip = ip_meta(&inner);
+    let inner_payload = inner.payload();
     if inner_payload.ip_number != etherparse::IpNumber::TCP || inner_payload.fragmented {
         return Err(Skip::IcmpQuoteNotTcp);
     }

@@ -19,12 +19,24 @@ pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
         .iter()
         .map(|p| CaptureReader::open(p))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(replay(readers))
+    let bytes = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(replay_sized(readers, bytes))
 }
 
 /// Replays already opened captures as one.
 pub fn replay(readers: Vec<CaptureReader>) -> ScanReport {
-    let mut tracker = Tracker::new();
+    replay_sized(readers, 0)
+}
+
+/// [`replay`] with a hint of the total input size in bytes, to size the tracker once
+/// (a scan capture holds about one attempt per 150 bytes).
+fn replay_sized(readers: Vec<CaptureReader>, bytes: u64) -> ScanReport {
+    let expected = (bytes / 150).min(1 << 20) as usize;
+    let mut tracker = Tracker::with_capacity(expected);
     let mut report = ScanReport {
         captured: true,
         ..ScanReport::default()

@@ -306,6 +306,9 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     probed.sort_unstable();
     let mut slots: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
     let mut interned: FxHashMap<Arc<str>, ()> = FxHashMap::default();
+    // RST judgements of the current target address, by the RST's header facts.
+    let mut memo = RstMemo::default();
+    let mut memo_ip: Option<IpAddr> = None;
     // Sized once: doubling a 65,535-verdict vector would briefly need room for twice that.
     let mut out = Vec::with_capacity(if live.is_some() {
         probed.len()
@@ -343,8 +346,13 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         }
         let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
         let base = baselines.get(&port.ip()).unwrap_or(&no_baseline);
-        let mut v = judge_port(port, mine, base, probes, live);
-        for e in v.evidence.iter_mut() {
+        if memo_ip != Some(port.ip()) {
+            memo.clear();
+            memo_ip = Some(port.ip());
+        }
+        let mut v = judge_port(port, mine, base, probes, live, &mut memo);
+        // Share identical evidence between ports; facts from the RST memo already are.
+        for e in v.evidence.iter_mut().filter(|e| Arc::strong_count(e) == 1) {
             match interned.get_key_value(e) {
                 Some((shared, _)) => *e = shared.clone(),
                 None => {
@@ -367,12 +375,18 @@ fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
         + usize::from(!order.is_empty())
 }
 
+/// A RST's judgement depends only on its TTL, DSCP and flow label, the probe's DSCP and
+/// the target's baseline: thousands of closed ports share one. Keyed by those header
+/// facts, valid for one target address.
+type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Arc<str>>)>;
+
 fn judge_port(
     target: SocketAddr,
     attempts: Vec<Attempt>,
     base: &Baseline,
     probes: Option<&[ProbeRecord]>,
     live: Option<&LiveFacts>,
+    memo: &mut RstMemo,
 ) -> PortVerdict {
     // In a live scan, only the attempts the prober made (it knows their source ports).
     let ours: Vec<Attempt> = match probes {
@@ -427,7 +441,7 @@ fn judge_port(
         .filter(|p| p.outcome != ConnectOutcome::SelfConnect)
         .collect();
 
-    if decide_from_packets(&mut v, self_connects > 0, base) {
+    if decide_from_packets(&mut v, self_connects > 0, base, memo) {
         return v;
     }
     // No answer in the packets.
@@ -502,9 +516,14 @@ fn self_connect_evidence(target: SocketAddr) -> String {
 /// Sets state, reason, responder and evidence from the trace (so what decides is what
 /// the user is shown); false when no packet answered. Packets of a self-connect attempt
 /// (its source port is the target port) answer nothing.
-fn decide_from_packets(v: &mut PortVerdict, has_self_connect: bool, base: &Baseline) -> bool {
+fn decide_from_packets(
+    v: &mut PortVerdict,
+    has_self_connect: bool,
+    base: &Baseline,
+    memo: &mut RstMemo,
+) -> bool {
     let trace = std::mem::take(&mut v.trace);
-    let decided = decide_from_trace(v, &trace, has_self_connect, base);
+    let decided = decide_from_trace(v, &trace, has_self_connect, base, memo);
     v.trace = trace;
     decided
 }
@@ -514,6 +533,7 @@ fn decide_from_trace(
     trace: &[TracePacket],
     has_self_connect: bool,
     base: &Baseline,
+    memo: &mut RstMemo,
 ) -> bool {
     let self_port = v.target.port();
     let answers = || {
@@ -546,7 +566,15 @@ fn decide_from_trace(
             })
             .map(|s| s.dscp)
             .unwrap_or(0);
-        judge_rst(v, probe_dscp, p, base);
+        let key = (p.ttl, p.dscp, p.flow_label, probe_dscp);
+        if let Some((state, responder, evidence)) = memo.get(&key) {
+            v.state = *state;
+            v.responder = *responder;
+            v.evidence.extend(evidence.iter().cloned());
+        } else {
+            judge_rst(v, probe_dscp, p, base);
+            memo.insert(key, (v.state, v.responder, v.evidence.clone()));
+        }
         return true;
     }
     if let Some(p) = answers().find(|p| matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive())) {

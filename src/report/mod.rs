@@ -5,6 +5,7 @@ pub mod json;
 pub mod ladder;
 pub mod text;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -61,25 +62,24 @@ pub fn packet_label(p: &TracePacket) -> String {
 /// 1 reset by a device 1 hop closer (86) · 2 dropped · 1 rejected with ICMP by 198.18.1.254".
 pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut groups: BTreeMap<String, Vec<u16>> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
+    // Labels in order of first appearance, each with its ports. Most labels are static,
+    // so a full-range scan does not allocate one per port.
+    let mut groups: Vec<(Cow<'static, str>, Vec<u16>)> = Vec::new();
     for v in verdicts {
-        let label = match (v.state, v.reason, v.responder) {
-            (State::Open, _, _) => "open".to_string(),
-            (_, "reset", Responder::Target) => "closed by the host's stack".to_string(),
-            (_, "reset", Responder::TargetFirewall) => {
-                "reset by a firewall on the host".to_string()
-            }
+        let label: Cow<'static, str> = match (v.state, v.reason, v.responder) {
+            (State::Open, _, _) => "open".into(),
+            (_, "reset", Responder::Target) => "closed by the host's stack".into(),
+            (_, "reset", Responder::TargetFirewall) => "reset by a firewall on the host".into(),
             (_, "reset", Responder::Middlebox) => {
                 let closer = v
                     .evidence
                     .iter()
-                    .find_map(|e| e.split("sent ").nth(1).map(|s| s.to_string()))
-                    .unwrap_or_else(|| "on the path".to_string());
-                format!("reset by a device {closer}")
+                    .find_map(|e| e.split("sent ").nth(1))
+                    .unwrap_or("on the path");
+                format!("reset by a device {closer}").into()
             }
-            (_, "reset", Responder::Unknown) => "reset (sender not attributed)".to_string(),
-            (_, "no-response", _) => "dropped".to_string(),
+            (_, "reset", Responder::Unknown) => "reset (sender not attributed)".into(),
+            (_, "no-response", _) => "dropped".into(),
             (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
                 let from = v
                     .trace
@@ -88,20 +88,19 @@ pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
                     .find(|p| matches!(p.kind, PacketKind::Icmp(_)))
                     .map(|p| p.from);
                 match from {
-                    Some(f) if f == ip => "rejected with ICMP by the host".to_string(),
-                    Some(f) => format!("rejected with ICMP by {f}"),
-                    None => v.reason.to_string(),
+                    Some(f) if f == ip => "rejected with ICMP by the host".into(),
+                    Some(f) => format!("rejected with ICMP by {f}").into(),
+                    None => v.reason.into(),
                 }
             }
-            (state, reason, _) => format!("{state} ({reason})"),
+            (state, reason, _) => format!("{state} ({reason})").into(),
         };
-        if !groups.contains_key(&label) {
-            order.push(label.clone());
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, ports)) => ports.push(v.target.port()),
+            None => groups.push((label, vec![v.target.port()])),
         }
-        groups.entry(label).or_default().push(v.target.port());
     }
-    for label in order {
-        let ports = &groups[&label];
+    for (label, ports) in &groups {
         let list = if label != "open" && ports.len() <= 4 && label.contains("device") {
             format!(
                 " ({})",
