@@ -201,6 +201,10 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     in_flight += 1;
                 }
                 Ok(Started::Done(f, outcome)) => {
+                    // An answer that came back within connect() is a round trip too.
+                    if outcome != ConnectOutcome::SelfConnect {
+                        rtt.sample(f.started.elapsed());
+                    }
                     finish(cfg, out, f, outcome, &mut retry);
                 }
                 Err(StartError::NoFds(job)) => {
@@ -353,6 +357,15 @@ fn start(
             Ok(Started::Done(f, outcome))
         }
         Ok(false) => {
+            // On a fast path (loopback, a veth, a nearby host) the answer is often
+            // processed before connect() returns: a RST or ICMP error is then already
+            // the socket's error, and the attempt ends without an epoll round trip.
+            // (Zero means connected or still in progress: epoll tells which.)
+            if let Ok(errno) = sys::take_error(&f.fd)
+                && errno != 0
+            {
+                return Ok(Started::Done(f, ConnectOutcome::Failed(errno)));
+            }
             let slot = free.pop().unwrap_or_else(|| {
                 slots.push(None);
                 generation.push(0);
