@@ -1,6 +1,7 @@
 //! The baseline for scripts/bench-scan.sh: the plainest nonblocking connect() loop over a
 //! port range — epoll, a fixed window, SO_ERROR, close — with no capture, no
-//! getsockname, no DSCP, no retries. It prints how many ports connected, were refused,
+//! getsockname, no DSCP, no retries. Like synack's prober, it checks SO_ERROR right after
+//! connect() so an answer already there skips the epoll round trip. It prints how many ports connected, were refused,
 //! or timed out.
 //!
 //! usage: bare_connect ADDRESS FIRST_PORT LAST_PORT [WINDOW] [TIMEOUT_MS]
@@ -48,6 +49,11 @@ fn main() {
             match sys::connect(&fd, &addr) {
                 Ok(true) => {
                     open += 1;
+                    free.push(slot);
+                }
+                // Like synack's prober: an answer already there ends the attempt.
+                Ok(false) if matches!(sys::take_error(&fd), Ok(e) if e != 0) => {
+                    refused += 1;
                     free.push(slot);
                 }
                 Ok(false) => {

@@ -24,6 +24,8 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 /// Before any round trip was measured (RFC 6298 §2.1 uses 1 s too).
 pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Attempts started per turn of the loop before completions and timeouts are looked at.
+const LAUNCH_BURST: usize = 64;
 /// A self-connect is retried from a new source port at most this often.
 const MAX_SELF_CONNECT_RETRIES: u32 = 3;
 
@@ -175,8 +177,12 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        // Start attempts while the window and the rate allow.
-        while in_flight < window {
+        // Start attempts while the window and the rate allow, a burst at a time: attempts
+        // that end inside connect() leave the window open, and without a bound the
+        // loop would start every port before looking at a single completion or timeout.
+        let mut burst = 0;
+        while in_flight < window && burst < LAUNCH_BURST {
+            burst += 1;
             let now = Instant::now();
             if let Some(iv) = rate_interval {
                 if now < next_start {
@@ -233,12 +239,17 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         if let Some((started, _, _)) = deadlines.front() {
             wait = wait.min((*started + timeout).saturating_duration_since(now));
         }
-        if rate_interval.is_some() && in_flight < window && !(fresh_done && retry.is_empty()) {
-            wait = wait.min(next_start.saturating_duration_since(now));
+        let more_to_start = in_flight < window && !(fresh_done && retry.is_empty());
+        if more_to_start {
+            wait = match rate_interval {
+                Some(_) => wait.min(next_start.saturating_duration_since(now)),
+                // Only the burst bound stopped the starts: just collect what is ready.
+                None => Duration::ZERO,
+            };
         }
         out.flush();
         if in_flight == 0 {
-            // Only the rate limit holds the next start back.
+            // Nothing to collect: only the rate limit (or the burst bound) held starts back.
             std::thread::sleep(wait);
             continue;
         }
