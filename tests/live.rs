@@ -525,3 +525,29 @@ fn lone_firewall_reset_port_is_calibrated_against_a_closed_port() {
         );
     }
 }
+
+/// Regression: with answers arriving inside connect(), the prober once started every port
+/// of a large scan before looking at a deadline, so dropped ports were only given up on
+/// after the kernel had retransmitted their SYN (at 1 s) — the adapted timeout (about
+/// 100 ms here) must be what ends them.
+#[test]
+fn large_scan_gives_up_on_dropped_ports_at_the_adapted_timeout() {
+    if !lab::root_or_skip("large_scan_gives_up_on_dropped_ports_at_the_adapted_timeout") {
+        return;
+    }
+    let lab = Lab::standard("burst").expect("build lab");
+    let scan = scan_in(&lab.scanner, &["198.18.2.1", "-p-", "--json"]);
+    assert_eq!(scan.ports.len(), 65535);
+    for port in [82u16, 87] {
+        let v = &scan.ports[&port];
+        assert_eq!(v["reason"], "no-response", "{v}");
+        let trace = v["trace"].as_array().unwrap();
+        assert!(
+            trace.iter().all(|p| p["retransmission"] == false),
+            "port {port} was left to kernel retransmissions: {v}"
+        );
+    }
+    for port in [22u16, 80] {
+        assert_eq!(scan.ports[&port]["state"], "open");
+    }
+}
