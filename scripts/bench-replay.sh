@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Replay throughput: `synack replay FILE --json` against `tcpdump -n -r FILE` on a full-range
+# Replay throughput: `synack replay FILE` (table; and --json) against `tcpdump -n -r FILE` on a full-range
 # scan capture (about 131,000 packets), plus synack's peak memory.
 #
 #   scripts/bench-replay.sh                 record target/bench/full-range.pcap once (root),
@@ -199,12 +199,13 @@ log "$FILE: $packets packets, $size bytes"
 if command -v hyperfine >/dev/null; then
     hyperfine --shell=none --output=null --warmup 2 --runs "$runs" \
         --export-json "$WORK/hf.json" \
-        --command-name synack "$SYNACK replay $FILE --json" \
+        --command-name synack "$SYNACK replay $FILE" \
+        --command-name synack-json "$SYNACK replay $FILE --json" \
         --command-name tcpdump "tcpdump -n -r $FILE" >&2
-    read -r t_synack t_tcpdump < <(python3 -c '
+    read -r t_synack t_json t_tcpdump < <(python3 -c '
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print(r["synack"]["mean"], r["tcpdump"]["mean"])' "$WORK/hf.json")
+print(r["synack"]["mean"], r["synack-json"]["mean"], r["tcpdump"]["mean"])' "$WORK/hf.json")
     method="hyperfine, mean of $runs runs after 2 warm-ups"
 else
     # The fastest of N runs of each, alternating, timed with date.
@@ -221,7 +222,8 @@ else
         done
         echo "$min"
     }
-    t_synack=$(best "$SYNACK" replay "$FILE" --json)
+    t_synack=$(best "$SYNACK" replay "$FILE")
+    t_json=$(best "$SYNACK" replay "$FILE" --json)
     t_tcpdump=$(best tcpdump -n -r "$FILE")
     method="date +%s.%N, fastest of $runs runs"
 fi
@@ -233,7 +235,7 @@ if [[ ! -x /usr/bin/time ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/n
         log "warning: could not install GNU time"
 fi
 if [[ -x /usr/bin/time ]]; then
-    /usr/bin/time -f %M -o "$WORK/rss" "$SYNACK" replay "$FILE" --json >/dev/null
+    /usr/bin/time -f %M -o "$WORK/rss" "$SYNACK" replay "$FILE" >/dev/null
     rss_kb=$(tail -n 1 "$WORK/rss")
     rss_tcpdump_kb=$(
         /usr/bin/time -f %M -o "$WORK/rss2" tcpdump -n -r "$FILE" >/dev/null 2>&1
@@ -243,13 +245,14 @@ else
     rss_kb=? rss_tcpdump_kb=?
 fi
 
-python3 - "$packets" "$t_synack" "$t_tcpdump" "$rss_kb" "$rss_tcpdump_kb" "$method" <<'EOF'
+python3 - "$packets" "$t_synack" "$t_tcpdump" "$rss_kb" "$rss_tcpdump_kb" "$method" "$t_json" <<'EOF'
 import sys
 packets, ts, tt = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-rss, rss_t, method = sys.argv[4], sys.argv[5], sys.argv[6]
+rss, rss_t, method, tj = sys.argv[4], sys.argv[5], sys.argv[6], float(sys.argv[7])
 pps, ratio = packets / ts, ts / tt
 print(f"packets:          {packets}")
-print(f"synack replay:    {ts * 1000:.1f} ms  ({pps / 1e6:.2f} M packets/s)  [{method}]")
+print(f"synack replay:    {ts * 1000:.1f} ms  ({pps / 1e6:.2f} M packets/s)  [{method}]  (table)")
+print(f"  with --json:    {tj * 1000:.1f} ms  ({packets / tj / 1e6:.2f} M packets/s, {tj / tt:.3f}x tcpdump)")
 print(f"tcpdump -n -r:    {tt * 1000:.1f} ms  ({packets / tt / 1e6:.2f} M packets/s)")
 print(f"ratio:            {ratio:.3f}x tcpdump's time")
 print(f"peak RSS:         synack {rss} KiB, tcpdump {rss_t} KiB")

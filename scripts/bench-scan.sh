@@ -45,20 +45,26 @@ time_it() {
 echo "== throughput: 65,535 closed ports on 198.18.1.254 (median of $RUNS) =="
 bare=$(time_it bare "$BARE" 198.18.1.254 1 65535 512)
 grep bare_connect "$work/bare.out"
-syn=$(time_it synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json)
+syn=$(time_it synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p-)
 rss=$(grep maxrss_kb "$work/synack.out" | awk '{print $2}')
-drops=$(grep '"type":"summary"' "$work/synack.out" | sed 's/.*"capture_drops":\([0-9]*\).*/\1/')
-closed=$(grep '"type":"summary"' "$work/synack.out" | sed 's/.*"closed":\([0-9]*\).*/\1/')
+summary=$(grep '^synack done' "$work/synack.out")
+syn_json=$(time_it synack_json /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json)
+rss_json=$(grep maxrss_kb "$work/synack_json.out" | awk '{print $2}')
+drops=$(grep '"type":"summary"' "$work/synack_json.out" | sed 's/.*"capture_drops":\([0-9]*\).*/\1/')
+closed=$(grep '"type":"summary"' "$work/synack_json.out" | sed 's/.*"closed":\([0-9]*\).*/\1/')
 nmap_t=$(time_it nmap nmap -sT -p- -n -Pn 198.18.1.254)
-printf '  bare connect loop  %6.3f s\n' "$bare"
-printf '  synack (capture)   %6.3f s   %.2fx bare   peak RSS %d MB   capture drops %s   closed %s\n' \
-  "$syn" "$(echo "$syn / $bare" | bc -l)" "$((rss / 1024))" "$drops" "$closed"
-printf '  nmap -sT           %6.3f s   %.2fx bare\n' "$nmap_t" "$(echo "$nmap_t / $bare" | bc -l)"
+printf '  bare connect loop        %6.3f s\n' "$bare"
+printf '  synack (capture, table)  %6.3f s   %.2fx bare   %.2fx nmap   peak RSS %d MB\n' \
+  "$syn" "$(echo "$syn / $bare" | bc -l)" "$(echo "$syn / $nmap_t" | bc -l)" "$((rss / 1024))"
+printf '  synack (capture, --json) %6.3f s   %.2fx bare   peak RSS %d MB   capture drops %s   closed %s\n' \
+  "$syn_json" "$(echo "$syn_json / $bare" | bc -l)" "$((rss_json / 1024))" "$drops" "$closed"
+printf '  nmap -sT                 %6.3f s   %.2fx bare\n' "$nmap_t" "$(echo "$nmap_t / $bare" | bc -l)"
+echo "  $summary"
 
 echo "== mixed: 65,535 ports on the lab target 198.18.2.1 (open, closed, DROP, REJECT) =="
-syn_m=$(time_it synack_m "$BIN" scan 198.18.2.1 -p- --json)
+syn_m=$(time_it synack_m "$BIN" scan 198.18.2.1 -p-)
 nmap_m=$(time_it nmap_m nmap -sT -p- -n -Pn 198.18.2.1)
-grep '"type":"summary"' "$work/synack_m.out" | cut -c1-160
+grep -E '^[0-9]+/tcp|^synack done' "$work/synack_m.out" | cut -c1-110
 grep -E '^[0-9]+/tcp' "$work/nmap_m.out" | head -20 | tr '\n' ';'; echo
 printf '  synack   %6.3f s   %.2fx nmap\n' "$syn_m" "$(echo "$syn_m / $nmap_m" | bc -l)"
 printf '  nmap -sT %6.3f s\n' "$nmap_m"
