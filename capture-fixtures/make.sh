@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Records the capture fixtures in capture-fixtures/ from a throw-away namespace lab, then
-# writes each fixture's expected replay output (NAME.expected.jsonl, NAME.expected.txt).
+# writes each fixture's expected replay output (NAME.expected.jsonl, NAME.expected.txt,
+# NAME.expected.ladder.txt with --ladder --explain).
 #
 #   capture-fixtures/make.sh                  build, record every fixture, write expectations
 #   capture-fixtures/make.sh --no-build       use target/release/synack as it is
@@ -60,8 +61,10 @@ write_expected() {
         cd "$HERE"
         timeout 60 "$BIN" replay "$name" --json >"$name.expected.jsonl.tmp"
         timeout 60 "$BIN" replay "$name" --ascii >"$name.expected.txt.tmp"
+        timeout 60 "$BIN" replay "$name" --ladder --explain >"$name.expected.ladder.txt.tmp"
         mv "$name.expected.jsonl.tmp" "$name.expected.jsonl"
         mv "$name.expected.txt.tmp" "$name.expected.txt"
+        mv "$name.expected.ladder.txt.tmp" "$name.expected.ladder.txt"
     )
     log "expected output written for $name"
 }

@@ -201,6 +201,30 @@ fn check_fixture(name: &str) -> Vec<String> {
         }
         Err(e) => problems.push(e),
     }
+
+    // The teaching views: ladder diagrams and explanations (plain ASCII, as piped).
+    let out = replay_in(&dir, &[name, "--ladder", "--explain"]);
+    if !out.status.success() {
+        problems.push(format!(
+            "--ladder --explain exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        return problems;
+    }
+    match read_expected(name, ".expected.ladder.txt") {
+        Ok(expected) => {
+            let actual = String::from_utf8_lossy(&out.stdout);
+            problems.extend(text_difference(&expected, &actual));
+            if let Some(line) = actual
+                .lines()
+                .find(|l| l.chars().count() > 80 && l.contains('|'))
+            {
+                problems.push(format!("a ladder line is wider than 80 columns: {line:?}"));
+            }
+        }
+        Err(e) => problems.push(e),
+    }
     problems
 }
 
@@ -232,7 +256,7 @@ fn every_expected_file_belongs_to_a_capture() {
     let names: BTreeSet<String> = captures().into_iter().collect();
     for entry in fs::read_dir(fixtures_dir()).unwrap() {
         let file = entry.unwrap().file_name().to_string_lossy().into_owned();
-        for suffix in [".expected.jsonl", ".expected.txt"] {
+        for suffix in [".expected.jsonl", ".expected.txt", ".expected.ladder.txt"] {
             if let Some(capture) = file.strip_suffix(suffix) {
                 assert!(
                     names.contains(capture),

@@ -120,6 +120,29 @@ fn paint(state: State, color: bool) -> String {
     format!("\x1b[{code}m{padded}\x1b[0m")
 }
 
+/// Word-wraps `text` to `width` columns, the first line after `lead`, the others
+/// indented to line up with it.
+fn wrap(text: &str, lead: &str, width: usize) -> Vec<String> {
+    let indent = " ".repeat(lead.chars().count());
+    let mut lines = Vec::new();
+    let mut line = lead.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !empty && !fits {
+            lines.push(std::mem::replace(&mut line, indent.clone()));
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    lines.push(line);
+    lines
+}
+
 /// Writes the whole report.
 pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io::Result<()> {
     let mut by_ip: BTreeMap<IpAddr, Vec<&PortVerdict>> = BTreeMap::new();
@@ -189,7 +212,9 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
                 writeln!(out)?;
             }
             if opts.explain {
-                writeln!(out, "          why: {}", super::explain::explain(v))?;
+                for line in wrap(&super::explain::explain(v), "          why: ", 80) {
+                    writeln!(out, "{line}")?;
+                }
                 if opts.ladder.is_some() {
                     writeln!(out)?;
                 }
@@ -220,4 +245,25 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
     }
     writeln!(out, "{line}")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_keeps_lines_within_width_and_words_whole() {
+        let text = "The target answered the SYN with a SYN/ACK and the three-way handshake completed (RFC 9293 §3.5).";
+        let lines = wrap(text, "    why: ", 40);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert!(lines[0].starts_with("    why: The"));
+        assert!(lines[1].starts_with("         "));
+        let joined: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(joined[1..].join(" "), text);
+        // A word longer than the width stays whole on its own line.
+        assert_eq!(
+            wrap("abcdefghij", "> ", 5),
+            vec!["> abcdefghij".to_string()]
+        );
+    }
 }
