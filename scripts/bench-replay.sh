@@ -73,28 +73,9 @@ LAB_PID=
 CAP_PID=
 LAB_NAMES=()
 
-wait_gone() {
-    local pid=$1 tenths=$2 i
-    for ((i = 0; i < tenths; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    ! kill -0 "$pid" 2>/dev/null
-}
-
-stop_pid() {
-    local pid=$1 sig=$2 tenths=$3
-    [[ -n $pid ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        kill "-$sig" "$pid" 2>/dev/null || true
-        if ! wait_gone "$pid" "$tenths"; then
-            log "process $pid ignored SIG$sig, killing it"
-            kill -KILL "$pid" 2>/dev/null || true
-            wait_gone "$pid" 20 || true
-        fi
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# wait_gone, stop_pid
+# shellcheck source=scripts/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 cleanup() {
     local rc=$?
