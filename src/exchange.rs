@@ -85,7 +85,7 @@ impl TracePacket {
 #[derive(Clone, Debug)]
 pub struct Attempt {
     pub key: FlowKey,
-    /// When the attempt began: its first SYN, or when the prober registered it.
+    /// When the attempt began: its first SYN, or when it was registered.
     pub started: Timestamp,
     /// The SYN's initial sequence number, once a SYN was seen.
     pub isn: Option<u32>,
@@ -182,8 +182,9 @@ impl Tracker {
         self.attempts
     }
 
-    /// Declares an attempt the caller knows it made (the live prober, from getsockname),
-    /// so its answers are matched even if the capture missed the SYN.
+    /// Declares an attempt the caller knows was made, so its answers are matched even if
+    /// the capture missed the SYN. (The live scan does not need it: its capture sees
+    /// every SYN; tests use it to build answers without a captured SYN.)
     pub fn register(&mut self, key: FlowKey, ts: Timestamp) {
         if self.find(&key).is_none() {
             self.start(key, ts);

@@ -47,7 +47,6 @@ pub struct CaptureStats {
 pub struct Capture {
     pub interface: String,
     pub link: LinkType,
-    fd: RawFd,
     thread: Option<JoinHandle<CaptureStats>>,
 }
 
@@ -111,14 +110,12 @@ impl Capture {
         Ok(Capture {
             interface: iface.name.clone(),
             link,
-            fd,
             thread: Some(thread),
         })
     }
 
     /// Waits for the thread (after the stop flag was set) and returns its counters.
     pub fn join(mut self) -> CaptureStats {
-        let _ = self.fd;
         self.thread
             .take()
             .and_then(|t| t.join().ok())
