@@ -551,3 +551,41 @@ fn large_scan_gives_up_on_dropped_ports_at_the_adapted_timeout() {
         assert_eq!(scan.ports[&port]["state"], "open");
     }
 }
+
+#[test]
+fn a_low_open_file_limit_caps_the_window_and_says_so_once() {
+    if !lab::root_or_skip("a_low_open_file_limit_caps_the_window_and_says_so_once") {
+        return;
+    }
+    let lo = lab::loopback("nofile").expect("loopback lab");
+    let out = lo
+        .command("prlimit")
+        .args([
+            "--nofile=40:40",
+            BIN,
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1-2000",
+            "--json",
+        ])
+        .output()
+        .expect("prlimit");
+    let scan = parse(&out);
+    assert_eq!(scan.ports.len(), 2000);
+    assert!(scan.ports.values().all(|v| v["state"] == "closed"));
+    let warnings: Vec<&str> = scan.summary["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w.contains("RLIMIT_NOFILE"))
+            .count(),
+        1,
+        "{warnings:?}"
+    );
+}
