@@ -121,26 +121,51 @@ enum Phase {
 /// before judging whether a baseline is missing.
 const SETTLE: Duration = Duration::from_millis(20);
 
-type ProberHandle = Option<std::thread::JoinHandle<io::Result<()>>>;
+type ProberHandles = Vec<std::thread::JoinHandle<io::Result<()>>>;
 
+/// Probers run in parallel when the machine has the cores: each kernel connect() costs
+/// a few microseconds of the calling thread's time (the SYN is sent and, on a near
+/// target, the answer processed inside it), so one thread bounds the scan rate.
+fn prober_threads(ports: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.clamp(1, 4).min(ports.div_ceil(1024).max(1))
+}
+
+/// Starts the probers for `cfg`, each with every n-th port, its share of the window,
+/// the rate and the file descriptors. They report on one channel, which closes when the
+/// last one ends.
 fn spawn_prober(
     cfg: ProbeConfig,
     stop: Arc<AtomicBool>,
-) -> Result<(ProberHandle, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
+) -> Result<(ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
     let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
-    let handle = std::thread::Builder::new()
-        .name("prober".into())
-        .spawn(move || prober::run(&cfg, &tx, &stop))
-        .map_err(ScanError::Probe)?;
-    Ok((Some(handle), rx))
+    let n = prober_threads(cfg.ports.len());
+    let mut handles = Vec::with_capacity(n);
+    for shard in 0..n {
+        let mut part = cfg.clone();
+        part.ports = cfg.ports.iter().copied().skip(shard).step_by(n).collect();
+        part.parallelism = (cfg.parallelism / n).max(1);
+        part.max_rate = cfg.max_rate.map(|r| r / n as f64);
+        part.sharing = n;
+        let (tx, stop) = (tx.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("prober-{shard}"))
+            .spawn(move || prober::run(&part, &tx, &stop))
+            .map_err(ScanError::Probe)?;
+        handles.push(handle);
+    }
+    Ok((handles, rx))
 }
 
-fn join_prober(handle: ProberHandle) -> Result<(), ScanError> {
-    match handle.map(|h| h.join()) {
-        None | Some(Ok(Ok(()))) => Ok(()),
-        Some(Ok(Err(e))) => Err(ScanError::Probe(e)),
-        Some(Err(_)) => Err(ScanError::Probe(io::Error::other("prober thread panicked"))),
+fn join_probers(handles: ProberHandles) -> Result<(), ScanError> {
+    for h in handles {
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(ScanError::Probe(e)),
+            Err(_) => return Err(ScanError::Probe(io::Error::other("prober thread panicked"))),
+        }
     }
+    Ok(())
 }
 
 /// Ports never scanned by default and rarely used, tried in order as calibration probes.
@@ -322,8 +347,9 @@ pub fn scan(
     let mut last_progress = Instant::now();
     let mut phase = Phase::Probing;
     let mut calibrated = false;
-    // Shortened when the prober says no late answer can come (see ProbeEvent::Done).
+    // Shortened when the probers say no late answer can come (see ProbeEvent::Done).
     let mut grace = opts.grace;
+    let mut late_answers = Duration::ZERO;
     let mut captures_open = report.captured;
     // Selecting on a closed channel returns at once: wait on one that never delivers
     // instead once a source is gone.
@@ -334,14 +360,20 @@ pub fn scan(
             recv(ev_rx.as_ref().unwrap_or(&no_events)) -> ev => match ev {
                 Ok(evs) => for ev in evs {
                     if let ProbeEvent::Done { late_answers_until } = ev {
-                        grace = grace.min(late_answers_until.max(MIN_GRACE));
+                        late_answers = late_answers.max(late_answers_until);
+                        grace = opts.grace.min(late_answers.max(MIN_GRACE));
+                        continue;
+                    }
+                    if let ProbeEvent::Notice(msg) = &ev
+                        && report.warnings.contains(msg)
+                    {
                         continue;
                     }
                     handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
                 },
                 Err(_) => {
                     ev_rx = None;
-                    join_prober(prober.take())?;
+                    join_probers(std::mem::take(&mut prober))?;
                     let now = Instant::now();
                     phase = if calibrated || !captures_open { Phase::Grace(now) } else { Phase::Settling(now) };
                 }

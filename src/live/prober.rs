@@ -43,6 +43,9 @@ pub struct ProbeConfig {
     pub max_rate: Option<f64>,
     /// DSCP to mark SYNs with (None: leave the TOS byte alone).
     pub dscp: Option<u8>,
+    /// How many probers run at once in this process: each takes that share of the
+    /// open-file limit.
+    pub sharing: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -141,12 +144,13 @@ pub fn run(
 fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::Result<()> {
     let epoll = sys::Epoll::new()?;
     let nofile = sys::raise_nofile_limit();
-    let fd_budget = nofile.saturating_sub(64).max(8) as usize;
+    let fd_budget = (nofile.saturating_sub(64) as usize / cfg.sharing.max(1)).max(8);
     let mut window = cfg.parallelism.max(1);
     if window > fd_budget {
         window = fd_budget;
         out.push(ProbeEvent::Notice(format!(
-            "parallelism capped at {window}: the open-file limit (RLIMIT_NOFILE) is {nofile}"
+            "parallelism capped at {}: the open-file limit (RLIMIT_NOFILE) is {nofile}",
+            window * cfg.sharing.max(1)
         )));
     }
     let mut slots: Vec<Option<InFlight>> = Vec::new();
