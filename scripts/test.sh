@@ -23,4 +23,19 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.85+) is needed: https://rustup.rs" >&2; exit 1; }
 
-cargo test --all-targets "$@"
+# One closing line for the whole run (cargo prints one per test binary, and the last
+# binaries, the CLI and the example, have no tests of their own).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --all-targets "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+read -r passed failed < <(awk '/^test result:/ {
+    for (i = 1; i < NF; i++) {
+        if ($(i + 1) ~ /^passed/) p += $i
+        if ($(i + 1) ~ /^failed/) f += $i
+    }
+} END { print p + 0, f + 0 }' "$log")
+echo "synack: $passed passed, $failed failed"
+exit "$status"
