@@ -21,6 +21,11 @@ use crate::frame::Timestamp;
 /// long transfer must not grow memory with its length.
 pub const MAX_TRACE: usize = 24;
 
+/// At most this many attempts are kept (about 250 MB); SYNs beyond are counted. With
+/// MAX_TRACE this bounds memory whatever the length of the capture (a monitoring
+/// capture may connect every minute for a month). A full-range scan of 16 hosts fits.
+pub const MAX_ATTEMPTS: usize = 1 << 20;
+
 /// One attempt's 4-tuple, oriented: `scanner` sent the SYN, `target` received it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -132,6 +137,8 @@ pub struct TrackerStats {
     /// TCP segments or ICMP errors that belong to no attempt (other traffic, or answers
     /// whose SYN was not captured).
     pub unmatched: u64,
+    /// SYNs that would have started an attempt after MAX_ATTEMPTS.
+    pub attempts_not_kept: u64,
 }
 
 /// Groups observations into attempts.
@@ -143,6 +150,8 @@ pub struct Tracker {
     by_key: HashTable<u32>,
     attempts: Vec<Attempt>,
     stats: TrackerStats,
+    /// Overrides MAX_ATTEMPTS.
+    limit: Option<usize>,
 }
 
 impl Tracker {
@@ -156,6 +165,7 @@ impl Tracker {
             by_key: HashTable::with_capacity(n),
             attempts: Vec::with_capacity(n),
             stats: TrackerStats::default(),
+            limit: None,
         }
     }
 
@@ -168,6 +178,16 @@ impl Tracker {
         self.by_key
             .find(Self::hash(key), |&i| attempts[i as usize].key == *key)
             .map(|&i| i as usize)
+    }
+
+    /// Keeps at most `n` attempts instead of MAX_ATTEMPTS (tests; tight memory).
+    pub fn limit_attempts(mut self, n: usize) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    fn max_attempts(&self) -> usize {
+        self.limit.unwrap_or(MAX_ATTEMPTS)
     }
 
     pub fn stats(&self) -> TrackerStats {
@@ -191,8 +211,13 @@ impl Tracker {
         }
     }
 
-    fn start(&mut self, key: FlowKey, ts: Timestamp) -> usize {
+    /// Starts an attempt, unless MAX_ATTEMPTS are kept already.
+    fn start(&mut self, key: FlowKey, ts: Timestamp) -> Option<usize> {
         let idx = self.attempts.len();
+        if idx >= self.max_attempts() {
+            self.stats.attempts_not_kept += 1;
+            return None;
+        }
         self.attempts.push(Attempt::new(key, ts));
         let attempts = &self.attempts;
         let hash = Self::hash(&key);
@@ -207,7 +232,7 @@ impl Tracker {
                     .insert_unique(hash, idx as u32, |&i| Self::hash(&attempts[i as usize].key));
             }
         }
-        idx
+        Some(idx)
     }
 
     /// Feeds one observation. `accept_new` decides whether a SYN to this target starts an
@@ -276,23 +301,24 @@ impl Tracker {
         // or repeats an attempt from its sender; any other segment belongs to the most
         // recent attempt it can belong to.
         let (idx, dir) = match (self.find(&fwd), self.find(&rev)) {
-            (Some(f), Some(r)) if !syn_only && r > f => (r, Dir::In),
+            (Some(f), Some(r)) if !syn_only && r > f => (Some(r), Dir::In),
             (Some(f), _) => {
                 let a = &self.attempts[f];
                 // A fresh SYN on a finished 4-tuple is a new attempt (port reuse).
                 if syn_only && a.isn.is_some_and(|isn| isn != seg.seq) && a.answered {
                     (self.start(fwd, ts), Dir::Out)
                 } else {
-                    (f, Dir::Out)
+                    (Some(f), Dir::Out)
                 }
             }
             (None, Some(_)) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
-            (None, Some(r)) => (r, Dir::In),
+            (None, Some(r)) => (Some(r), Dir::In),
             (None, None) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
-            (None, None) => {
-                self.stats.unmatched += 1;
-                return;
-            }
+            (None, None) => (None, Dir::In),
+        };
+        let Some(idx) = idx else {
+            self.stats.unmatched += 1;
+            return;
         };
         let a = &mut self.attempts[idx];
         let mut retransmission = false;
@@ -483,6 +509,23 @@ mod tests {
         assert_eq!(at[1].key.target.port(), 40000);
         assert_eq!(at[1].packets.len(), 2);
         assert_eq!(at[1].packets[1].dir, Dir::In);
+    }
+
+    #[test]
+    fn attempts_are_capped_and_counted() {
+        let mut tr = Tracker::new().limit_attempts(5);
+        for i in 0..8u16 {
+            let src = format!("198.18.1.1:{}", 40000 + i);
+            feed(&mut tr, i as u64, &seg(&src, T, SYN, i as u32, 64));
+            feed(&mut tr, i as u64, &seg(T, &src, RA, 0, 63));
+        }
+        assert_eq!(tr.attempts().len(), 5);
+        assert_eq!(tr.stats().attempts_not_kept, 3);
+        assert_eq!(
+            tr.stats().unmatched,
+            6,
+            "their SYNs and RSTs are counted, not kept"
+        );
     }
 
     #[test]

@@ -75,6 +75,13 @@ fn replay_sized(readers: Vec<CaptureReader>, bytes: u64) -> ScanReport {
             if n == 1 { "" } else { "s" }
         ));
     }
+    let not_kept = tracker.stats().attempts_not_kept;
+    if not_kept > 0 {
+        report.warnings.push(format!(
+            "{not_kept} connection attempts after the first {} were not kept (memory bound); their ports' verdicts use the attempts kept",
+            crate::exchange::MAX_ATTEMPTS
+        ));
+    }
     report.verdicts = judge_owned(tracker.into_attempts(), None);
     if let (Some(f), Some(l)) = (first, last) {
         report.elapsed = Duration::from_nanos(l.since(f));
