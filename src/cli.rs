@@ -230,7 +230,7 @@ fn run_scan(args: ScanArgs) -> i32 {
             parallelism: args.parallelism as usize,
             max_rate: args.max_rate,
             dscp: (!args.no_dscp).then_some(args.dscp),
-            sharing: 1,
+            shard: (0, 1),
         },
         capture: !args.no_capture,
         write: args.write.clone(),

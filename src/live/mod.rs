@@ -126,27 +126,26 @@ type ProberHandles = Vec<std::thread::JoinHandle<io::Result<()>>>;
 /// Probers run in parallel when the machine has the cores: each kernel connect() costs
 /// a few microseconds of the calling thread's time (the SYN is sent and, on a near
 /// target, the answer processed inside it), so one thread bounds the scan rate.
-fn prober_threads(ports: usize) -> usize {
+fn prober_threads(attempts: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.clamp(1, 4).min(ports.div_ceil(1024).max(1))
+    cores.clamp(1, 4).min(attempts.div_ceil(1024).max(1))
 }
 
-/// Starts the probers for `cfg`, each with every n-th port, its share of the window,
-/// the rate and the file descriptors. They report on one channel, which closes when the
+/// Starts the probers for `cfg`, each with every n-th (port, target) pair, its share of
+/// the window, the rate and the file descriptors. They report on one channel, which closes when the
 /// last one ends.
 fn spawn_prober(
     cfg: ProbeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
     let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
-    let n = prober_threads(cfg.ports.len());
+    let n = prober_threads(cfg.ports.len().saturating_mul(cfg.targets.len()));
     let mut handles = Vec::with_capacity(n);
     for shard in 0..n {
         let mut part = cfg.clone();
-        part.ports = cfg.ports.iter().copied().skip(shard).step_by(n).collect();
+        part.shard = (shard, n);
         part.parallelism = (cfg.parallelism / n).max(1);
         part.max_rate = cfg.max_rate.map(|r| r / n as f64);
-        part.sharing = n;
         let (tx, stop) = (tx.clone(), stop.clone());
         let handle = std::thread::Builder::new()
             .name(format!("prober-{shard}"))

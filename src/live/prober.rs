@@ -43,9 +43,10 @@ pub struct ProbeConfig {
     pub max_rate: Option<f64>,
     /// DSCP to mark SYNs with (None: leave the TOS byte alone).
     pub dscp: Option<u8>,
-    /// How many probers run at once in this process: each takes that share of the
+    /// This prober's share of the work when several run at once: (index, count). It
+    /// takes every count-th (port, target) pair from `index`, and that share of the
     /// open-file limit.
-    pub sharing: usize,
+    pub shard: (usize, usize),
 }
 
 #[derive(Clone, Debug)]
@@ -144,13 +145,14 @@ pub fn run(
 fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::Result<()> {
     let epoll = sys::Epoll::new()?;
     let nofile = sys::raise_nofile_limit();
-    let fd_budget = (nofile.saturating_sub(64) as usize / cfg.sharing.max(1)).max(8);
+    let (shard, shards) = (cfg.shard.0, cfg.shard.1.max(1));
+    let fd_budget = (nofile.saturating_sub(64) as usize / shards).max(8);
     let mut window = cfg.parallelism.max(1);
     if window > fd_budget {
         window = fd_budget;
         out.push(ProbeEvent::Notice(format!(
             "parallelism capped at {}: the open-file limit (RLIMIT_NOFILE) is {nofile}",
-            window * cfg.sharing.max(1)
+            window * shards
         )));
     }
     let mut slots: Vec<Option<InFlight>> = Vec::new();
@@ -165,7 +167,9 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     let mut fresh = cfg
         .ports
         .iter()
-        .flat_map(|&p| cfg.targets.iter().map(move |&ip| SocketAddr::new(ip, p)));
+        .flat_map(|&p| cfg.targets.iter().map(move |&ip| SocketAddr::new(ip, p)))
+        .skip(shard)
+        .step_by(shards);
     let mut in_flight = 0usize;
     let mut rtt = RttEstimator::default();
     let mut events_buf: Vec<libc::epoll_event> = Vec::with_capacity(1024);
