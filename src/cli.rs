@@ -111,8 +111,8 @@ pub struct ScanArgs {
     /// Connection attempts started per second at most.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     pub max_rate: Option<f64>,
-    /// DSCP to mark SYNs with (0-63); its reflection tells the target's stack from a
-    /// firewall. Default 10 (AF11).
+    /// DSCP to mark SYNs with (0-63; 10 is AF11); whether a RST reflects it tells the
+    /// target's stack from a firewall.
     #[arg(long, value_name = "DSCP", default_value_t = live::DEFAULT_DSCP, value_parser = clap::value_parser!(u8).range(0..=63))]
     pub dscp: u8,
     /// Do not mark SYNs with a DSCP.
