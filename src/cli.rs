@@ -317,13 +317,26 @@ fn run_replay(args: ReplayArgs) -> i32 {
     }
 }
 
-/// (Unicode arrows, colour) for stdout: colour only on a terminal without --no-color or
-/// NO_COLOR; Unicode only on a terminal that is not asked for ASCII. Piped or logged
-/// output is plain ASCII.
+/// (Unicode arrows, colour) for stdout: colour only on a terminal (not TERM=dumb)
+/// without --no-color or NO_COLOR; Unicode only on such a terminal with a UTF-8 locale
+/// and without --ascii. Piped or logged output is plain ASCII.
 fn terminal_style(out: &OutputArgs) -> (bool, bool) {
-    let tty = io::stdout().is_terminal();
-    let color = tty && !out.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    (tty && !out.ascii, color)
+    style_for(io::stdout().is_terminal(), |k| std::env::var(k).ok(), out)
+}
+
+fn style_for(tty: bool, var: impl Fn(&str) -> Option<String>, out: &OutputArgs) -> (bool, bool) {
+    let env = |k: &str| var(k).filter(|v| !v.is_empty());
+    let tty = tty && env("TERM").as_deref() != Some("dumb");
+    let color = tty && !out.no_color && env("NO_COLOR").is_none();
+    // The first locale variable that is set decides the character set (POSIX order).
+    let utf8 = ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| env(k))
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("utf-8") || v.contains("utf8")
+        });
+    (tty && utf8 && !out.ascii, color)
 }
 
 /// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
@@ -394,6 +407,41 @@ mod tests {
         assert!(parse_duration("5h").unwrap_err().contains("unit 'h'"));
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("NaNs").is_err());
+    }
+
+    #[test]
+    fn unicode_and_colour_only_on_capable_terminals() {
+        let out = |ascii, no_color| OutputArgs {
+            json: false,
+            show_all: false,
+            ascii,
+            ladder: false,
+            explain: false,
+            no_color,
+        };
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let utf8 = env(&[("LANG", "en_GB.UTF-8"), ("TERM", "xterm")]);
+        assert_eq!(style_for(true, utf8, &out(false, false)), (true, true));
+        assert_eq!(style_for(false, utf8, &out(false, false)), (false, false));
+        assert_eq!(style_for(true, utf8, &out(true, true)), (false, false));
+        assert_eq!(
+            style_for(true, env(&[("LANG", "C")]), &out(false, false)),
+            (false, true)
+        );
+        // LC_ALL wins over LANG.
+        let c_all = env(&[("LC_ALL", "C"), ("LANG", "C.UTF-8")]);
+        assert_eq!(style_for(true, c_all, &out(false, false)), (false, true));
+        let dumb = env(&[("TERM", "dumb"), ("LANG", "C.UTF-8")]);
+        assert_eq!(style_for(true, dumb, &out(false, false)), (false, false));
+        let no_color = env(&[("NO_COLOR", "1"), ("LANG", "C.utf8")]);
+        assert_eq!(style_for(true, no_color, &out(false, false)), (true, false));
     }
 
     #[test]
