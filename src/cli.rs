@@ -278,11 +278,13 @@ impl live::ScanHooks for CliHooks {
     fn progress(&mut self, p: &Progress) {
         if self.show_progress && p.elapsed >= Duration::from_secs(1) {
             self.progress_shown = true;
-            let rate = p.ports_done as f64 / p.elapsed.as_secs_f64().max(0.001);
-            let left = (p.ports_total - p.ports_done) as f64 / rate.max(1.0);
+            // A calibration probe (docs/verdicts.md) may finish one port more than asked.
+            let done = p.ports_done.min(p.ports_total);
+            let rate = done as f64 / p.elapsed.as_secs_f64().max(0.001);
+            let left = (p.ports_total - done) as f64 / rate.max(1.0);
             eprint!(
                 "\r\x1b[K{}/{} ports · {} open · {:.0} ports/s · ~{:.0}s left",
-                p.ports_done, p.ports_total, p.open, rate, left
+                done, p.ports_total, p.open, rate, left
             );
         }
     }

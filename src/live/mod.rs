@@ -327,7 +327,9 @@ pub fn scan(
     // The prober.
     let mut cfg = opts.probe.clone();
     cfg.targets = addrs.clone();
-    let (mut prober, ev_rx) = spawn_prober(cfg, stop.clone())?;
+    let (mut prober, ev_rx) = spawn_prober(cfg, stop.clone()).inspect_err(|_| {
+        capture_stop.store(true, Ordering::Release);
+    })?;
     let mut ev_rx = Some(ev_rx);
 
     // The correlator.
@@ -372,7 +374,10 @@ pub fn scan(
                 },
                 Err(_) => {
                     ev_rx = None;
-                    join_probers(std::mem::take(&mut prober))?;
+                    if let Err(e) = join_probers(std::mem::take(&mut prober)) {
+                        capture_stop.store(true, Ordering::Release);
+                        return Err(e);
+                    }
                     let now = Instant::now();
                     phase = if calibrated || !captures_open { Phase::Grace(now) } else { Phase::Settling(now) };
                 }
@@ -408,7 +413,9 @@ pub fn scan(
                     cfg.targets = cal.iter().map(|c| c.ip()).collect();
                     cfg.ports = vec![cal[0].port()];
                     facts.calibration = cal;
-                    let (handle, rx) = spawn_prober(cfg, stop.clone())?;
+                    let (handle, rx) = spawn_prober(cfg, stop.clone()).inspect_err(|_| {
+                        capture_stop.store(true, Ordering::Release);
+                    })?;
                     prober = handle;
                     ev_rx = Some(rx);
                     phase = Phase::Probing;
