@@ -124,6 +124,15 @@ fn check_standard(family: Family, scan: &Scan) {
             }
             _ => {}
         }
+        let is_icmp = answers
+            .first()
+            .is_some_and(|a| a["flags"].as_str().unwrap().starts_with("ICMP"));
+        if is_icmp {
+            // The capture decided the port: no retry (IPv6 connect() does not fail on
+            // the first ICMPv6 error, so the prober must know from the capture).
+            let syns = trace.iter().filter(|t| t.1 == "SYN").count();
+            assert_eq!(syns, 1, "no retry after an ICMP answer: {ctx}");
+        }
         if case.lost_syns > 0 {
             let syns = trace.iter().filter(|t| t.1 == "SYN").count();
             assert!(syns > case.lost_syns as usize, "{ctx}");
