@@ -231,7 +231,6 @@ fn run_scan(args: ScanArgs) -> i32 {
             max_rate: args.max_rate,
             dscp: (!args.no_dscp).then_some(args.dscp),
             shard: (0, 1),
-            seen: None,
         },
         capture: !args.no_capture,
         write: args.write.clone(),

@@ -325,10 +325,8 @@ pub fn scan(
     report.captured = !captures.is_empty();
 
     // The prober.
-    let seen = Arc::new(prober::SeenAnswers::default());
     let mut cfg = opts.probe.clone();
     cfg.targets = addrs.clone();
-    cfg.seen = Some(seen.clone());
     let (mut prober, ev_rx) = spawn_prober(cfg, stop.clone()).inspect_err(|_| {
         capture_stop.store(true, Ordering::Release);
     })?;
@@ -387,11 +385,6 @@ pub fn scan(
             recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
                 Ok(batch) => for (ts, obs) in &batch {
                     tracker.observe(*ts, obs, accept);
-                    if let crate::decode::Observation::Icmp(e) = obs
-                        && e.kind.is_decisive()
-                    {
-                        seen.mark(SocketAddr::new(e.quoted.dst, e.quoted.dport));
-                    }
                     if concerns(obs, &scope) {
                         hooks.packet(*ts, obs);
                     }

@@ -11,11 +11,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use rustc_hash::FxHashSet;
 
 use super::sys;
 use crate::frame::Timestamp;
@@ -45,8 +43,6 @@ pub struct ProbeConfig {
     pub max_rate: Option<f64>,
     /// DSCP to mark SYNs with (None: leave the TOS byte alone).
     pub dscp: Option<u8>,
-    /// Ports the capture saw a decisive answer for (shared with the correlator).
-    pub seen: Option<Arc<SeenAnswers>>,
     /// This prober's share of the work when several run at once: (index, count). It
     /// takes every count-th (port, target) pair from `index`, and that share of the
     /// open-file limit.
@@ -112,24 +108,6 @@ struct InFlight {
 
 /// Work waiting to start: (target, attempts made so far, self-connects so far).
 type Pending = (SocketAddr, u32, u32);
-
-/// Ports whose decisive answer the capture saw although connect() may not report it:
-/// Linux keeps an ICMP error that arrives while connect() holds the socket as a soft
-/// error, and an IPv6 connect() does not fail on the first ICMPv6 error. An attempt that
-/// times out at such a port needs no retry.
-#[derive(Debug, Default)]
-pub struct SeenAnswers(Mutex<FxHashSet<SocketAddr>>);
-
-impl SeenAnswers {
-    pub fn mark(&self, port: SocketAddr) {
-        if let Ok(mut set) = self.0.lock() {
-            set.insert(port);
-        }
-    }
-    fn contains(&self, port: &SocketAddr) -> bool {
-        self.0.lock().is_ok_and(|set| set.contains(port))
-    }
-}
 
 /// Events go out in batches, one per turn of the loop: a message per event would wake
 /// the correlator hundreds of thousands of times in a full-range scan.
@@ -456,9 +434,7 @@ fn finish(
     }
     drop(f.fd);
     let again = match outcome {
-        ConnectOutcome::TimedOut => {
-            f.attempt <= cfg.retries && !cfg.seen.as_ref().is_some_and(|s| s.contains(&target))
-        }
+        ConnectOutcome::TimedOut => f.attempt <= cfg.retries,
         // A socket connected to itself is not an answer from the port: try again from
         // another source port (it will not be chosen twice while this one was in use).
         ConnectOutcome::SelfConnect => f.self_connects < MAX_SELF_CONNECT_RETRIES,
