@@ -302,8 +302,18 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             generation[slot] = generation[slot].wrapping_add(1);
             free.push(slot);
             in_flight -= 1;
-            last_timeout = Some(now);
-            finish(cfg, out, f, ConnectOutcome::TimedOut, &mut retry);
+            // An ICMP error that arrived while connect() held the socket (Linux), or the
+            // first ICMPv6 error of an IPv6 connect(), is kept as a "soft" error that
+            // wakes nobody; SO_ERROR still returns it. Then the port has answered and
+            // needs no retry.
+            let outcome = match sys::take_error(&f.fd) {
+                Ok(errno) if errno != 0 => ConnectOutcome::Failed(errno),
+                _ => {
+                    last_timeout = Some(now);
+                    ConnectOutcome::TimedOut
+                }
+            };
+            finish(cfg, out, f, outcome, &mut retry);
         }
     }
     // Interrupted: close what is in flight; those ports get no verdict.
