@@ -33,26 +33,29 @@ in_ns() { ip netns exec "$NS" "$@"; }
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# Runs "$@" RUNS times in the scanner namespace; prints the median wall time.
-time_it() {
+# Runs "$@" once in the scanner namespace; appends its wall time to $work/$name.times.
+run_once() {
   local name=$1; shift
-  for _ in $(seq 1 "$RUNS"); do
-    local t0 t1; t0=$(now); in_ns "$@" > "$work/$name.out" 2>&1; t1=$(now)
-    echo "$t1 - $t0" | bc -l
-  done | median
+  local t0 t1; t0=$(now); in_ns "$@" > "$work/$name.out" 2>&1; t1=$(now)
+  echo "$t1 - $t0" | bc -l >> "$work/$name.times"
 }
+med() { median < "$work/$1.times"; }
 
-echo "== throughput: 65,535 closed ports on 198.18.1.254 (median of $RUNS) =="
-bare=$(time_it bare "$BARE" 198.18.1.254 1 65535 512)
+# The contenders take turns, RUNS rounds, so drift in the machine's load hits all alike.
+echo "== throughput: 65,535 closed ports on 198.18.1.254 (median of $RUNS interleaved rounds) =="
+for _ in $(seq 1 "$RUNS"); do
+  run_once bare "$BARE" 198.18.1.254 1 65535 512
+  run_once synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p-
+  run_once synack_json /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json
+  run_once nmap nmap -sT -p- -n -Pn 198.18.1.254
+done
+bare=$(med bare); syn=$(med synack); syn_json=$(med synack_json); nmap_t=$(med nmap)
 grep bare_connect "$work/bare.out"
-syn=$(time_it synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p-)
 rss=$(grep maxrss_kb "$work/synack.out" | awk '{print $2}')
 summary=$(grep '^synack done' "$work/synack.out")
-syn_json=$(time_it synack_json /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json)
 rss_json=$(grep maxrss_kb "$work/synack_json.out" | awk '{print $2}')
 drops=$(grep '"type":"summary"' "$work/synack_json.out" | sed 's/.*"capture_drops":\([0-9]*\).*/\1/')
 closed=$(grep '"type":"summary"' "$work/synack_json.out" | sed 's/.*"closed":\([0-9]*\).*/\1/')
-nmap_t=$(time_it nmap nmap -sT -p- -n -Pn 198.18.1.254)
 printf '  bare connect loop        %6.3f s\n' "$bare"
 printf '  synack (capture, table)  %6.3f s   %.2fx bare   %.2fx nmap   peak RSS %d MB\n' \
   "$syn" "$(echo "$syn / $bare" | bc -l)" "$(echo "$syn / $nmap_t" | bc -l)" "$((rss / 1024))"
@@ -61,9 +64,12 @@ printf '  synack (capture, --json) %6.3f s   %.2fx bare   peak RSS %d MB   captu
 printf '  nmap -sT                 %6.3f s   %.2fx bare\n' "$nmap_t" "$(echo "$nmap_t / $bare" | bc -l)"
 echo "  $summary"
 
-echo "== mixed: 65,535 ports on the lab target 198.18.2.1 (open, closed, DROP, REJECT) =="
-syn_m=$(time_it synack_m "$BIN" scan 198.18.2.1 -p-)
-nmap_m=$(time_it nmap_m nmap -sT -p- -n -Pn 198.18.2.1)
+echo "== mixed: 65,535 ports on the lab target 198.18.2.1 (open, closed, DROP, REJECT), median of $RUNS =="
+for _ in $(seq 1 "$RUNS"); do
+  run_once synack_m "$BIN" scan 198.18.2.1 -p-
+  run_once nmap_m nmap -sT -p- -n -Pn 198.18.2.1
+done
+syn_m=$(med synack_m); nmap_m=$(med nmap_m)
 grep -E '^[0-9]+/tcp|^synack done' "$work/synack_m.out" | cut -c1-110
 grep -E '^[0-9]+/tcp' "$work/nmap_m.out" | head -20 | tr '\n' ';'; echo
 printf '  synack   %6.3f s   %.2fx nmap\n' "$syn_m" "$(echo "$syn_m / $nmap_m" | bc -l)"
