@@ -105,7 +105,7 @@ CAP_PID=
 LISTEN_PID=
 LAB_NAMES=()
 
-# wait_gone, stop_pid
+# wait_gone, stop_pid, stop_lab
 # shellcheck source=scripts/proc.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/proc.sh"
 
@@ -114,22 +114,7 @@ cleanup() {
     trap - EXIT INT TERM
     stop_pid "$CAP_PID" INT 50
     stop_pid "$LISTEN_PID" TERM 20
-    if [[ -n $LAB_PID ]]; then
-        # EOF on the lab's stdin asks it to tear down; SIGTERM if it does not.
-        exec 9>&- || true
-        if ! wait_gone "$LAB_PID" 150; then
-            stop_pid "$LAB_PID" TERM 150
-        fi
-        wait "$LAB_PID" 2>/dev/null || true
-    fi
-    # A lab killed the hard way leaves its namespaces behind: remove them by name.
-    local ns
-    for ns in "${LAB_NAMES[@]}"; do
-        if ip netns list | grep -qw -- "$ns"; then
-            log "removing leftover namespace $ns"
-            ip netns delete "$ns" || true
-        fi
-    done
+    stop_lab
     rm -rf "$WORK"
     exit "$rc"
 }

@@ -73,7 +73,7 @@ LAB_PID=
 CAP_PID=
 LAB_NAMES=()
 
-# wait_gone, stop_pid
+# wait_gone, stop_pid, stop_lab
 # shellcheck source=scripts/proc.sh
 source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
@@ -81,18 +81,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     stop_pid "$CAP_PID" INT 50
-    if [[ -n $LAB_PID ]]; then
-        exec 9>&- || true # EOF on the lab's stdin: it tears the namespaces down
-        wait_gone "$LAB_PID" 150 || stop_pid "$LAB_PID" TERM 150
-        wait "$LAB_PID" 2>/dev/null || true
-    fi
-    local ns
-    for ns in "${LAB_NAMES[@]}"; do
-        if ip netns list | grep -qw -- "$ns"; then
-            log "removing leftover namespace $ns"
-            ip netns delete "$ns" || true
-        fi
-    done
+    stop_lab
     rm -rf "$WORK"
     exit "$rc"
 }

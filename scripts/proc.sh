@@ -25,3 +25,21 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || true
 }
+
+# Tears down a lab started as `synack lab` whose stdin is held on fd 9 (pid in LAB_PID,
+# namespace names in the array LAB_NAMES): EOF on its stdin first, SIGTERM if it does
+# not end, then any namespace a lab killed the hard way left behind is removed by name.
+stop_lab() {
+    if [[ -n ${LAB_PID:-} ]]; then
+        exec 9>&- || true
+        wait_gone "$LAB_PID" 150 || stop_pid "$LAB_PID" TERM 150
+        wait "$LAB_PID" 2>/dev/null || true
+    fi
+    local ns
+    for ns in "${LAB_NAMES[@]}"; do
+        if ip netns list | grep -qw -- "$ns"; then
+            log "removing leftover namespace $ns"
+            ip netns delete "$ns" || true
+        fi
+    done
+}
