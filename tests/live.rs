@@ -10,6 +10,14 @@ use synack::lab::{self, Family, Lab, Responder, STANDARD_PORTS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
 
+/// setpriv arguments that run a program as nobody, without any capability.
+const AS_NOBODY: [&str; 4] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
 struct Scan {
     ports: BTreeMap<u16, Value>,
     summary: Value,
@@ -245,12 +253,7 @@ fn without_privileges_verdicts_come_from_errno() {
     let lab = Lab::standard("unpriv").expect("build lab");
     let (dir, bin) = runnable_by_anyone("unpriv");
     let out = lab::command(&lab.scanner, "setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(AS_NOBODY)
         .arg(&bin)
         .args([
             "scan",
@@ -484,12 +487,7 @@ fn demo_without_root_replays_the_bundled_capture() {
     }
     let (dir, bin) = runnable_by_anyone("demo-unpriv");
     let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
+        .args(AS_NOBODY)
         .arg(&bin)
         .arg("demo")
         .output()
