@@ -28,7 +28,7 @@ command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.85+) is needed: https:
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --all-targets "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 read -r passed failed < <(awk '/^test result:/ {

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::live::{self, Progress, ScanOptions, prober::ProbeConfig};
-use crate::replay;
-use crate::report::{self, ScanReport, text::TextOptions};
-use crate::targets::{self, SystemResolver};
+use synack::live::{self, Progress, ScanOptions, prober::ProbeConfig};
+use synack::replay;
+use synack::report::{self, ScanReport, text::TextOptions};
+use synack_core::targets::{self, SystemResolver};
 
 const AFTER_HELP: &str = "\
 Every verdict comes with the packets that decided it:
@@ -191,7 +191,7 @@ pub fn main() -> i32 {
         Command::Scan(args) => run_scan(args),
         Command::Replay(args) => run_replay(args),
         Command::Demo { scan_args } => crate::demo::run(&scan_args),
-        Command::Lab { tag } => match crate::lab::serve(&tag) {
+        Command::Lab { tag } => match synack_lab::serve(&tag) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("synack lab: {e}");
@@ -271,7 +271,7 @@ struct CliHooks {
     live: bool,
     live_to_stderr: bool,
     unicode: bool,
-    first_ts: Option<crate::frame::Timestamp>,
+    first_ts: Option<synack_core::frame::Timestamp>,
 }
 
 impl live::ScanHooks for CliHooks {
@@ -289,7 +289,11 @@ impl live::ScanHooks for CliHooks {
         }
     }
 
-    fn packet(&mut self, ts: crate::frame::Timestamp, obs: &crate::decode::Observation) {
+    fn packet(
+        &mut self,
+        ts: synack_core::frame::Timestamp,
+        obs: &synack_core::decode::Observation,
+    ) {
         if !self.live {
             return;
         }
@@ -356,7 +360,7 @@ pub fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
             unicode,
             color,
             show_all: out.show_all,
-            ladder: out.ladder.then_some(crate::report::ladder::LadderOptions {
+            ladder: out.ladder.then_some(synack::report::ladder::LadderOptions {
                 unicode,
                 color,
                 width: 80,
@@ -380,11 +384,11 @@ pub fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
 /// SIGINT is blocked in every thread and taken by a dedicated thread with sigwait, so no
 /// code runs in signal context.
 fn install_interrupt(stop: Arc<AtomicBool>) {
-    let set = crate::signals::block_stop_signals();
+    let set = synack::signals::block_stop_signals();
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            while crate::signals::wait(&set).is_some() {
+            while synack::signals::wait(&set).is_some() {
                 if stop.swap(true, Ordering::SeqCst) {
                     std::process::exit(130);
                 }

@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::lab::{self, Lab, STANDARD_PORTS};
+use synack_lab::{Lab, STANDARD_PORTS};
 
 /// Runs the demo; returns the exit code.
 pub fn run(extra_args: &[String]) -> i32 {
@@ -31,7 +31,7 @@ const BUNDLED: &[u8] = include_bytes!("../capture-fixtures/veth-v4-standard.pcap
 const BUNDLED_NAME: &str = "veth-v4-standard.pcap";
 
 fn replay_bundled(extra_args: &[String]) -> i32 {
-    let reader = match crate::capfile::CaptureReader::from_reader(
+    let reader = match synack_core::capfile::CaptureReader::from_reader(
         Box::new(io::Cursor::new(BUNDLED)),
         BUNDLED_NAME.to_string(),
     ) {
@@ -41,7 +41,7 @@ fn replay_bundled(extra_args: &[String]) -> i32 {
             return 1;
         }
     };
-    let report = crate::replay::replay(vec![reader]);
+    let report = synack::replay::replay(vec![reader]);
     let json = extra_args.iter().any(|a| a == "--json");
     let output = crate::cli::OutputArgs {
         json,
@@ -63,10 +63,10 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
     // Ctrl-C reaches the scan (same process group), which prints what it found; this
     // process must outlive it to remove the lab. So SIGINT and SIGTERM stay blocked here
     // (pending, not lost); the scan inherits the mask and takes them with sigwait.
-    let signals = crate::signals::block_stop_signals();
+    let signals = synack::signals::block_stop_signals();
     eprintln!("synack demo: building the lab (scanner ── router ── target) …");
     let lab = Lab::standard("demo")?;
-    if crate::signals::pending(&signals) {
+    if synack::signals::pending(&signals) {
         drop(lab);
         eprintln!("synack demo: interrupted; lab removed");
         return Ok(130);
@@ -82,7 +82,7 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
     println!();
     let ports: Vec<String> = STANDARD_PORTS.iter().map(|c| c.port.to_string()).collect();
     let exe = std::env::current_exe()?;
-    let status = lab::command(&lab.scanner, exe.to_str().unwrap_or("synack"))
+    let status = synack_lab::command(&lab.scanner, exe.to_str().unwrap_or("synack"))
         .args([
             "scan",
             "198.18.2.1",

@@ -1,22 +1,9 @@
-//! synack: TCP connect scans whose verdicts carry the packets that explain them.
-//!
-//! Pure core: [`decode`] (frame → observation), [`exchange`] (observations → per-attempt
-//! exchanges), [`verdict`] (exchanges → state, reason, responder, evidence).
-//! I/O at the edges: [`live`] (connect() prober + AF_PACKET capture), [`capfile`] (pcap and
-//! pcapng files), [`report`] (text and JSON sinks), [`cli`].
+//! synack's engine edges: the live scan (connect() probers + AF_PACKET capture), replay
+//! of capture files, and the report sinks. The pure core (decode, exchange, verdict,
+//! capture files, targets) is the `synack-core` crate; the command line and `synack demo`
+//! live in the binary (src/main.rs).
 
-pub mod capfile;
-pub mod cli;
-pub mod decode;
-pub mod demo;
-pub mod exchange;
-pub mod frame;
-pub mod lab;
 pub mod live;
 pub mod replay;
 pub mod report;
 pub mod signals;
-pub mod targets;
-#[doc(hidden)]
-pub mod testpkt;
-pub mod verdict;

@@ -1,3 +1,9 @@
+//! The `synack` command: the command line (src/cli.rs) and `synack demo` (src/demo.rs)
+//! over the library's engine and the core crate.
+
+mod cli;
+mod demo;
+
 fn main() {
-    std::process::exit(synack::cli::main());
+    std::process::exit(cli::main());
 }

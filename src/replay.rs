@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::capfile::{CapfileError, CaptureReader};
-use crate::decode::{Skip, decode};
-use crate::exchange::Tracker;
-use crate::frame::Timestamp;
 use crate::report::ScanReport;
-use crate::verdict::judge_owned;
+use synack_core::capfile::{CapfileError, CaptureReader};
+use synack_core::decode::{Skip, decode};
+use synack_core::exchange::Tracker;
+use synack_core::frame::Timestamp;
+use synack_core::verdict::judge_owned;
 
 /// Replays the files as one capture. An unreadable file start is an error (exit 2);
 /// damage later in a file ends that file with a warning, keeping what was read.
@@ -79,7 +79,7 @@ fn replay_sized(readers: Vec<CaptureReader>, bytes: u64) -> ScanReport {
     if not_kept > 0 {
         report.warnings.push(format!(
             "{not_kept} connection attempts after the first {} were not kept (memory bound); their ports' verdicts use the attempts kept",
-            crate::exchange::MAX_ATTEMPTS
+            synack_core::exchange::MAX_ATTEMPTS
         ));
     }
     report.verdicts = judge_owned(tracker.into_attempts(), None);

@@ -6,10 +6,10 @@
 use std::io::{self, Read};
 
 use proptest::prelude::*;
-use synack::capfile::{
+use synack_core::capfile::{
     CapfileErrorKind, CaptureFormat, CaptureReader, MAX_CAPLEN, PcapNgWriter, PcapWriter,
 };
-use synack::frame::{Frame, LinkType, Timestamp};
+use synack_core::frame::{Frame, LinkType, Timestamp};
 
 // ---------------------------------------------------------------------------------------
 // Builders
@@ -174,7 +174,7 @@ fn owned(f: Frame<'_>) -> Owned {
 }
 
 /// Every frame up to the end or the first error.
-fn read_all(r: &mut CaptureReader) -> (Vec<Owned>, Option<synack::capfile::CapfileError>) {
+fn read_all(r: &mut CaptureReader) -> (Vec<Owned>, Option<synack_core::capfile::CapfileError>) {
     let mut out = Vec::new();
     loop {
         match r.next_frame() {

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use synack::capfile::PcapWriter;
-use synack::decode::TcpFlags;
-use synack::frame::{Frame, LinkType, Timestamp};
-use synack::testpkt::{TcpSpec, tcp_v4};
+use synack_core::capfile::PcapWriter;
+use synack_core::decode::TcpFlags;
+use synack_core::frame::{Frame, LinkType, Timestamp};
+use synack_core::testpkt::{TcpSpec, tcp_v4};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
 

@@ -7,8 +7,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use synack::lab::{
-    self, ConnectOutcome, Family, Lab, LoopbackLab, STANDARD_PORTS, TARGET_V4, TARGET_V6,
+use synack_lab::{
+    self as lab, ConnectOutcome, Family, Lab, LoopbackLab, STANDARD_PORTS, TARGET_V4, TARGET_V6,
 };
 
 /// Long enough for any answer on a veth (microseconds), short enough to keep the suite fast.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use synack::lab::{self, Family, Lab, Responder, STANDARD_PORTS};
+use synack_lab::{self as lab, Family, Lab, Responder, STANDARD_PORTS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
 

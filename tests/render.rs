@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use synack::decode::{IcmpKind, TcpFlags, decode};
-use synack::exchange::{Dir, FlowKey, MAX_TRACE, PacketKind, TracePacket, Tracker};
-use synack::frame::{Frame, LinkType, Timestamp};
 use synack::report::explain::explain;
 use synack::report::ladder::{LadderOptions, ladder};
-use synack::testpkt::{TcpSpec, icmp_v4, icmp_v6, tcp_v4, tcp_v6};
-use synack::verdict::{
+use synack_core::decode::{IcmpKind, TcpFlags, decode};
+use synack_core::exchange::{Dir, FlowKey, MAX_TRACE, PacketKind, TracePacket, Tracker};
+use synack_core::frame::{Frame, LinkType, Timestamp};
+use synack_core::testpkt::{TcpSpec, icmp_v4, icmp_v6, tcp_v4, tcp_v6};
+use synack_core::verdict::{
     ConnectOutcome, LiveFacts, PortVerdict, ProbeRecord, Responder, State, judge_all,
 };
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use proptest::prelude::*;
-use synack::targets::{
+use synack_core::targets::{
     DEFAULT_PORTS, MAX_CIDR_ADDRESSES, Resolver, SpecError, Target, format_ports, parse_ports,
     parse_targets,
 };

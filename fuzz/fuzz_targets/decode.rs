@@ -10,10 +10,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use synack::decode::decode;
-use synack::exchange::Tracker;
-use synack::frame::{Frame, LinkType, Timestamp};
-use synack::verdict::judge_all;
+use synack_core::decode::decode;
+use synack_core::exchange::Tracker;
+use synack_core::frame::{Frame, LinkType, Timestamp};
+use synack_core::verdict::judge_all;
 
 const LINKS: [LinkType; 8] = [
     LinkType::Ethernet,

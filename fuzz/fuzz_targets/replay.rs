@@ -7,12 +7,12 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use synack::capfile::CaptureReader;
-use synack::decode::decode;
-use synack::exchange::Tracker;
+use synack_core::capfile::CaptureReader;
+use synack_core::decode::decode;
+use synack_core::exchange::Tracker;
 use synack::report::ScanReport;
 use synack::report::text::TextOptions;
-use synack::verdict::judge_all;
+use synack_core::verdict::judge_all;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) =

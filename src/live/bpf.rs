@@ -237,8 +237,8 @@ pub fn run(prog: &[Insn], pkt: &[u8], net: usize, proto: u16, pkttype: u32) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::TcpFlags;
-    use crate::testpkt::*;
+    use synack_core::decode::TcpFlags;
+    use synack_core::testpkt::*;
 
     fn verdict(prog: &[Insn], eth: &[u8], pkttype: u32) -> bool {
         let proto = u16::from_be_bytes([eth[12], eth[13]]);

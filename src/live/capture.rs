@@ -17,9 +17,9 @@ use crossbeam_channel::Sender;
 use pnet_datalink::{Channel, Config, NetworkInterface};
 
 use super::{bpf, sys};
-use crate::capfile::PcapWriter;
-use crate::decode::{Observation, decode};
-use crate::frame::{Frame, LinkType, Timestamp};
+use synack_core::capfile::PcapWriter;
+use synack_core::decode::{Observation, decode};
+use synack_core::frame::{Frame, LinkType, Timestamp};
 
 /// Observations sent to the correlator at once.
 pub type Batch = Vec<(Timestamp, Observation)>;

@@ -23,13 +23,13 @@ use crossbeam_channel::{select, unbounded};
 use pnet_datalink::NetworkInterface;
 use rustc_hash::FxHashMap;
 
-use crate::capfile::PcapWriter;
-use crate::exchange::Tracker;
 use crate::report::ScanReport;
-use crate::targets::Target;
-use crate::verdict::{ConnectOutcome, LiveFacts, judge_owned};
 use capture::{Capture, SharedWriter};
 use prober::{ProbeConfig, ProbeEvent};
+use synack_core::capfile::PcapWriter;
+use synack_core::exchange::Tracker;
+use synack_core::targets::Target;
+use synack_core::verdict::{ConnectOutcome, LiveFacts, judge_owned};
 
 /// The DSCP synack marks its SYNs with unless told otherwise: AF11 (RFC 2597), rarely
 /// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
@@ -101,7 +101,12 @@ pub trait ScanHooks {
     /// About five times a second.
     fn progress(&mut self, _p: &Progress) {}
     /// Each captured packet that concerns a target, as it is correlated (`--live`).
-    fn packet(&mut self, _ts: crate::frame::Timestamp, _obs: &crate::decode::Observation) {}
+    fn packet(
+        &mut self,
+        _ts: synack_core::frame::Timestamp,
+        _obs: &synack_core::decode::Observation,
+    ) {
+    }
 }
 
 /// Hooks that do nothing.
@@ -183,7 +188,7 @@ fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) 
     else {
         return Vec::new();
     };
-    let mut by_ip: FxHashMap<IpAddr, Vec<&crate::exchange::Attempt>> = FxHashMap::default();
+    let mut by_ip: FxHashMap<IpAddr, Vec<&synack_core::exchange::Attempt>> = FxHashMap::default();
     for a in tracker.attempts() {
         by_ip.entry(a.key.target.ip()).or_default().push(a);
     }
@@ -195,11 +200,11 @@ fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) 
             };
             let got_rst = list.iter().any(|a| {
                 a.packets.iter().any(|p| {
-                    p.dir == crate::exchange::Dir::In && p.flags().is_some_and(|f| f.rst())
+                    p.dir == synack_core::exchange::Dir::In && p.flags().is_some_and(|f| f.rst())
                 })
             });
             got_rst
-                && crate::verdict::Baseline::of(**ip, list.iter().copied())
+                && synack_core::verdict::Baseline::of(**ip, list.iter().copied())
                     .reflecting_rst_port
                     .is_none()
         })
@@ -208,12 +213,12 @@ fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) 
 }
 
 /// Whether an observation concerns one of the scanned addresses.
-fn concerns(obs: &crate::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
+fn concerns(obs: &synack_core::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
     match obs {
-        crate::decode::Observation::Tcp(t) => {
+        synack_core::decode::Observation::Tcp(t) => {
             scope.contains(&t.ip.dst) || scope.contains(&t.ip.src)
         }
-        crate::decode::Observation::Icmp(e) => scope.contains(&e.quoted.dst),
+        synack_core::decode::Observation::Icmp(e) => scope.contains(&e.quoted.dst),
     }
 }
 
@@ -334,13 +339,14 @@ pub fn scan(
 
     // The correlator.
     let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
-    let accept = |k: &crate::exchange::FlowKey| scope.contains(&k.target.ip());
+    let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
     let mut tracker = Tracker::with_capacity(progress_total(addrs.len(), opts.probe.ports.len()));
     let mut facts = LiveFacts {
         captured: report.captured,
         ..LiveFacts::default()
     };
-    let mut records: FxHashMap<SocketAddr, Vec<crate::verdict::ProbeRecord>> = FxHashMap::default();
+    let mut records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>> =
+        FxHashMap::default();
     let mut progress = Progress {
         ports_total: addrs.len() * opts.probe.ports.len(),
         ..Progress::default()
@@ -482,7 +488,7 @@ pub fn scan(
 
 fn handle_event(
     ev: ProbeEvent,
-    records: &mut FxHashMap<SocketAddr, Vec<crate::verdict::ProbeRecord>>,
+    records: &mut FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
     facts: &mut LiveFacts,
     progress: &mut Progress,
     report: &mut ScanReport,

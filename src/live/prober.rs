@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 use super::sys;
-use crate::frame::Timestamp;
-use crate::verdict::{ConnectOutcome, ProbeRecord};
+use synack_core::frame::Timestamp;
+use synack_core::verdict::{ConnectOutcome, ProbeRecord};
 
 /// Lower bound of the adaptive timeout (nmap's --min-rtt-timeout default).
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);

@@ -11,8 +11,8 @@
 
 use std::net::IpAddr;
 
-use crate::exchange::{Dir, PacketKind, TracePacket};
-use crate::verdict::{PortVerdict, Responder, State};
+use synack_core::exchange::{Dir, PacketKind, TracePacket};
+use synack_core::verdict::{PortVerdict, Responder, State};
 
 /// One or two sentences on why `v` is what it is.
 pub fn explain(v: &PortVerdict) -> String {

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use serde::{Serialize, Serializer};
 
 use super::ScanReport;
-use crate::exchange::{Dir, PacketKind, TracePacket};
-use crate::verdict::{PortVerdict, State};
+use synack_core::exchange::{Dir, PacketKind, TracePacket};
+use synack_core::verdict::{PortVerdict, State};
 
 /// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
 struct Label(PacketKind);

@@ -31,8 +31,8 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use super::{fmt_secs, packet_label};
-use crate::exchange::{Dir, PacketKind, TracePacket};
-use crate::verdict::{PortVerdict, Responder, dscp_name};
+use synack_core::exchange::{Dir, PacketKind, TracePacket};
+use synack_core::verdict::{PortVerdict, Responder, dscp_name};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LadderOptions {

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::exchange::{Dir, PacketKind, TracePacket};
-use crate::verdict::{PortVerdict, Responder, State};
+use synack_core::exchange::{Dir, PacketKind, TracePacket};
+use synack_core::verdict::{PortVerdict, Responder, State};
 
 /// Everything a finished scan or replay hands to a sink.
 #[derive(Clone, Debug, Default)]
@@ -128,8 +128,8 @@ pub fn is_repeat_syn(p: &TracePacket, first: Option<&TracePacket>) -> bool {
 
 /// One `--live` line: "+12.3ms  198.18.2.1:81  ← RST/ACK  ttl 63" (the port is the
 /// target's; ICMP errors are tagged with the port they quote).
-pub fn live_line(offset_ns: u64, obs: &crate::decode::Observation, unicode: bool) -> String {
-    use crate::decode::Observation;
+pub fn live_line(offset_ns: u64, obs: &synack_core::decode::Observation, unicode: bool) -> String {
+    use synack_core::decode::Observation;
     let (out, inn) = if unicode {
         ("→", "←")
     } else {

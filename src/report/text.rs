@@ -7,8 +7,8 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 
 use super::{ScanReport, fmt_secs, is_repeat_syn, packet_label, target_summary};
-use crate::exchange::{Dir, PacketKind};
-use crate::verdict::{PortVerdict, State};
+use synack_core::exchange::{Dir, PacketKind};
+use synack_core::verdict::{PortVerdict, State};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TextOptions {

@@ -133,7 +133,7 @@ impl StopSignals {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{list_namespaces, root_or_skip};
+    use crate::{list_namespaces, root_or_skip};
 
     fn announced(out: &[u8]) -> Vec<String> {
         let text = String::from_utf8(out.to_vec()).unwrap();
