@@ -10,7 +10,6 @@ use synack_core::capfile::{CapfileError, CaptureReader};
 use synack_core::decode::{Skip, decode};
 use synack_core::exchange::Tracker;
 use synack_core::frame::Timestamp;
-use synack_core::verdict::judge_owned;
 
 /// Replays the files as one capture. An unreadable file start is an error (exit 2);
 /// damage later in a file ends that file with a warning, keeping what was read.
@@ -75,14 +74,7 @@ fn replay_sized(readers: Vec<CaptureReader>, bytes: u64) -> ScanReport {
             if n == 1 { "" } else { "s" }
         ));
     }
-    let not_kept = tracker.stats().attempts_not_kept;
-    if not_kept > 0 {
-        report.warnings.push(format!(
-            "{not_kept} connection attempts after the first {} were not kept (memory bound); their ports' verdicts use the attempts kept",
-            synack_core::exchange::MAX_ATTEMPTS
-        ));
-    }
-    report.verdicts = judge_owned(tracker.into_attempts(), None);
+    crate::finish::finish(&mut report, tracker, None);
     if let (Some(f), Some(l)) = (first, last) {
         report.elapsed = Duration::from_nanos(l.since(f));
     }

@@ -8,14 +8,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
+use synack::report::ScanReport;
 use synack::report::explain::explain;
 use synack::report::ladder::{LadderOptions, ladder};
+use synack::report::text::{self, TextOptions};
+use synack::report::words::EvidenceWords;
 use synack_core::decode::{IcmpKind, TcpFlags, decode};
 use synack_core::exchange::{Dir, FlowKey, MAX_TRACE, PacketKind, TracePacket, Tracker};
 use synack_core::frame::{Frame, LinkType, Timestamp};
 use synack_core::testpkt::{TcpSpec, icmp_v4, icmp_v6, tcp_v4, tcp_v6};
 use synack_core::verdict::{
-    ConnectOutcome, LiveFacts, PortVerdict, ProbeRecord, Responder, State, judge_all,
+    ConnectOutcome, Evidence, LiveFacts, PortVerdict, ProbeRecord, Reason, Responder, StackPacket,
+    State, TargetDistance, judge_all,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -230,7 +234,7 @@ fn self_connect() -> PortVerdict {
         .raw(),
     );
     let v = c.verdicts().remove(0);
-    assert_eq!((v.state, v.reason), (State::Closed, "self-connect"));
+    assert_eq!((v.state, v.reason.name()), (State::Closed, "self-connect"));
     v
 }
 
@@ -278,7 +282,7 @@ fn render_all(v: &PortVerdict) -> String {
         "{} {} {} responder={}\n\n{}\n{}\n{}\n",
         v.target,
         v.state,
-        v.reason,
+        v.reason.name(),
         v.responder.as_str(),
         ladder(v, &opts(false, false)),
         ladder(v, &opts(true, false)),
@@ -390,7 +394,7 @@ fn open_port() {
 fn closed_by_the_stack() {
     let v = port(&lab_v4(), 81);
     assert_eq!(
-        (v.state, v.reason, v.responder),
+        (v.state, v.reason.name(), v.responder),
         (State::Closed, "reset", Responder::Target)
     );
     check_snapshot("closed_stack_rst", &v);
@@ -429,7 +433,7 @@ fn reset_forged_by_a_router() {
 fn icmp_port_unreachable_from_the_target() {
     let v = port(&lab_v4(), 84);
     assert_eq!(
-        (v.reason, v.responder),
+        (v.reason.name(), v.responder),
         ("port-unreach", Responder::TargetFirewall)
     );
     check_snapshot("target_icmp_port_unreach", &v);
@@ -439,7 +443,7 @@ fn icmp_port_unreachable_from_the_target() {
 fn icmp_admin_prohibited_from_a_router() {
     let v = port(&lab_v4(), 88);
     assert_eq!(
-        (v.reason, v.responder),
+        (v.reason.name(), v.responder),
         ("admin-prohibited", Responder::Middlebox)
     );
     let l = ladder(&v, &opts(false, false));
@@ -452,7 +456,7 @@ fn icmp_admin_prohibited_from_a_router() {
 #[test]
 fn dropped_with_retransmission_and_retry() {
     let v = port(&lab_v4(), 82);
-    assert_eq!((v.state, v.reason), (State::Filtered, "no-response"));
+    assert_eq!((v.state, v.reason.name()), (State::Filtered, "no-response"));
     let l = ladder(&v, &opts(false, false));
     assert!(l.contains("(retransmission)"), "{l}");
     assert!(l.contains("(retry from :40182)"), "{l}");
@@ -481,7 +485,7 @@ fn ipv6_reset_by_ip6tables() {
 #[test]
 fn ipv6_admin_prohibited_from_a_router() {
     let v = port(&lab_v6(), 89);
-    assert_eq!(v.reason, "admin-prohibited");
+    assert_eq!(v.reason.name(), "admin-prohibited");
     assert!(explain(&v).contains("icmp6-adm-prohibited"));
     check_snapshot("ipv6_router_adm_prohibited", &v);
 }
@@ -584,7 +588,7 @@ fn icmp_without_a_quoted_sequence_number() {
     // 20 bytes of IP header and only the 4 bytes of ports: no sequence number.
     c.unreach_quoting(90, ROUTER, 64, 40088, 88, 13, 24);
     let v = c.verdicts().remove(0);
-    assert_eq!(v.reason, "admin-prohibited");
+    assert_eq!(v.reason.name(), "admin-prohibited");
     assert_eq!(v.trace[1].seq, 0);
     check_invariants(&v);
     let l = ladder(&v, &opts(false, false));
@@ -674,15 +678,15 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
             Just("[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535")
         ],
         prop_oneof![
-            Just("syn-ack"),
-            Just("reset"),
-            Just("no-response"),
-            Just("port-unreach"),
-            Just("admin-prohibited"),
-            Just("failed-policy"),
-            Just("conn-refused"),
-            Just("self-connect"),
-            Just("error"),
+            Just(Reason::SynAck),
+            Just(Reason::Reset),
+            Just(Reason::NoResponse),
+            Just(Reason::Icmp(icmp_kind(false, 3, 3))),
+            Just(Reason::Icmp(icmp_kind(false, 3, 13))),
+            Just(Reason::Icmp(icmp_kind(true, 1, 5))),
+            Just(Reason::ConnRefused),
+            Just(Reason::SelfConnect),
+            Just(Reason::Error),
         ],
         prop_oneof![
             Just(Responder::Target),
@@ -691,7 +695,7 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
             Just(Responder::Unknown),
         ],
         any::<bool>(),
-        prop::collection::vec("[ -~]{0,120}", 0..3),
+        prop::collection::vec(arb_evidence(), 0..4),
     )
         .prop_map(
             |(mut trace, target, reason, responder, observed, evidence)| {
@@ -699,13 +703,13 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
                 PortVerdict {
                     target: target.parse().unwrap(),
                     state: match reason {
-                        "syn-ack" => State::Open,
-                        "reset" | "conn-refused" | "self-connect" => State::Closed,
+                        Reason::SynAck => State::Open,
+                        Reason::Reset | Reason::ConnRefused | Reason::SelfConnect => State::Closed,
                         _ => State::Filtered,
                     },
                     reason,
                     responder,
-                    evidence: evidence.into_iter().map(Into::into).collect(),
+                    evidence,
                     started: trace.first().map(|p| p.ts).unwrap_or_default(),
                     trace,
                     attempts: 1,
@@ -716,8 +720,88 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
         )
 }
 
+fn icmp_kind(v6: bool, icmp_type: u8, code: u8) -> IcmpKind {
+    IcmpKind {
+        v6,
+        icmp_type,
+        code,
+    }
+}
+
+/// Any evidence fact, with any numbers.
+fn arb_evidence() -> impl Strategy<Value = Evidence> {
+    let from = prop_oneof![
+        Just(StackPacket::SynAcks),
+        Just(StackPacket::DscpReflectingRsts),
+        Just(StackPacket::IcmpErrors)
+    ];
+    prop_oneof![
+        (any::<u8>(), any::<u8>(), any::<u8>(), from).prop_map(|(ttl, hops, t, from)| {
+            Evidence::RstDistance {
+                ttl,
+                target: TargetDistance { hops, ttl: t, from },
+            }
+        }),
+        any::<u8>().prop_map(|probe| Evidence::RstReflectsDscp { probe }),
+        (any::<u8>(), any::<u8>(), any::<u16>()).prop_map(|(probe, rst, port)| {
+            Evidence::RstDscpNotReflected {
+                probe,
+                rst,
+                reflected_on_port: port,
+            }
+        }),
+        any::<u8>().prop_map(|probe| Evidence::RstDscpInconclusive { probe }),
+        (any::<u16>(), any::<u32>()).prop_map(|(stack_port, stack_label)| {
+            Evidence::RstFlowLabelZero {
+                stack_port,
+                stack_label,
+            }
+        }),
+        any::<u32>().prop_map(|label| Evidence::RstFlowLabel { label }),
+        Just(Evidence::ForgedOnTargetHost),
+        Just(Evidence::NoBaseline),
+        any::<u8>().prop_map(|ttl| Evidence::IcmpFromTarget {
+            kind: icmp_kind(false, 3, 3),
+            ttl
+        }),
+        (any::<u32>(), any::<u64>())
+            .prop_map(|(syns, span_ns)| Evidence::NoAnswer { syns, span_ns }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Evidence lines wrap at the width with a hanging indent; only a word longer than
+    /// the line is left to run past it, and no word is lost.
+    #[test]
+    fn evidence_lines_wrap_at_the_width(v in arb_verdict(), width in 40usize..160) {
+        let report = ScanReport {
+            verdicts: vec![v.clone()],
+            ..ScanReport::default()
+        };
+        let opts = TextOptions { unicode: false, width, show_all: true, ..TextOptions::default() };
+        let mut out = Vec::new();
+        text::write(&mut out, &report, &opts).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        let start = lines.iter().position(|l| l.starts_with(&format!("{}/tcp", v.target.port()))).unwrap();
+        let evidence: Vec<&str> = lines[start + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("          `- ") || l.starts_with("             "))
+            .copied()
+            .collect();
+        for l in &evidence {
+            let long_word = l.split_whitespace().count() <= 2;
+            prop_assert!(l.chars().count() <= width || long_word, "{} > {}: {:?}", l.chars().count(), width, l);
+        }
+        if v.state != State::Open {
+            let said: Vec<String> = v.evidence.iter().map(|e| EvidenceWords(e).to_string()).collect();
+            let words: Vec<&str> = evidence.iter().flat_map(|l| l.split_whitespace()).filter(|w| *w != "`-").collect();
+            let expected: Vec<&str> = said.iter().flat_map(|s| s.split_whitespace()).collect();
+            prop_assert_eq!(words, expected);
+        }
+    }
 
     #[test]
     fn any_trace_renders_within_bounds(

@@ -29,7 +29,7 @@ use prober::{ProbeConfig, ProbeEvent};
 use synack_core::capfile::PcapWriter;
 use synack_core::exchange::Tracker;
 use synack_core::targets::Target;
-use synack_core::verdict::{ConnectOutcome, LiveFacts, judge_owned};
+use synack_core::verdict::{ConnectOutcome, LiveFacts};
 
 /// The DSCP synack marks its SYNs with unless told otherwise: AF11 (RFC 2597), rarely
 /// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
@@ -408,13 +408,6 @@ pub fn scan(
                 if cal.is_empty() || stop.load(Ordering::Relaxed) {
                     phase = Phase::Grace(since);
                 } else {
-                    for c in &cal {
-                        report.notes.push(format!(
-                            "{}: no RST among the scanned ports reflected the probe's DSCP, so port {} (not requested, expected closed) was probed to see how the host's own stack answers",
-                            c.ip(),
-                            c.port()
-                        ));
-                    }
                     let mut cfg = opts.probe.clone();
                     cfg.targets = cal.iter().map(|c| c.ip()).collect();
                     cfg.ports = vec![cal[0].port()];
@@ -464,24 +457,7 @@ pub fn scan(
     facts.capture_drops = report.capture_drops;
     facts.probes = records;
     report.interrupted = stop.load(Ordering::Relaxed);
-    let mut verdicts = judge_owned(tracker.into_attempts(), Some(&facts));
-    // Calibration ports informed the baselines; they were not asked for.
-    for v in verdicts
-        .iter()
-        .filter(|v| facts.calibration.contains(&v.target))
-    {
-        let first = v
-            .evidence
-            .first()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        report.notes.push(format!(
-            "calibration probe {} answered {} ({}){first}",
-            v.target, v.state, v.reason
-        ));
-    }
-    verdicts.retain(|v| !facts.calibration.contains(&v.target));
-    report.verdicts = verdicts;
+    crate::finish::finish(&mut report, tracker, Some(facts));
     report.elapsed = began.elapsed();
     Ok(report)
 }

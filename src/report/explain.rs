@@ -11,13 +11,15 @@
 
 use std::net::IpAddr;
 
+use super::words::{EvidenceWords, HopsCloser, Secs};
+use synack_core::decode::IcmpKind;
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{PortVerdict, Responder, State};
+use synack_core::verdict::{Evidence, PortVerdict, Reason, Responder, State};
 
 /// One or two sentences on why `v` is what it is.
 pub fn explain(v: &PortVerdict) -> String {
     let port = v.target.port();
-    if v.reason == "self-connect" {
+    if v.reason == Reason::SelfConnect {
         return format!(
             "connect() to {} from source port {port} met itself: its own SYN arrived as the \
              peer's SYN, a TCP simultaneous open (RFC 9293 §3.5), so the socket connected to \
@@ -34,15 +36,18 @@ pub fn explain(v: &PortVerdict) -> String {
              (RFC 9293 §3.5): a program listens on port {port} and no firewall rule stops the \
              SYN."
         ),
-        (_, "reset", Responder::Target) => {
+        (_, Reason::Reset, Responder::Target) => {
             let mut marks = Vec::new();
-            if has(v, "reflects the probe's DSCP") {
+            if v.has(|e| matches!(e, Evidence::RstReflectsDscp { .. })) {
                 marks.push("reflects the probe's DSCP");
             }
-            if has(v, "carries flow label") {
+            if v.has(|e| matches!(e, Evidence::RstFlowLabel { .. })) {
                 marks.push("carries an IPv6 flow label");
             }
-            if has(v, "matches the target's") {
+            if v.has(|e| {
+                matches!(e, Evidence::RstDistance { ttl, target }
+                    if synack_core::verdict::hops(*ttl) == target.hops)
+            }) {
                 marks.push("arrives with the TTL of the target's other packets");
             }
             let mut s = format!(
@@ -58,10 +63,10 @@ pub fn explain(v: &PortVerdict) -> String {
             }
             s
         }
-        (_, "reset", Responder::TargetFirewall) => {
-            let why = if has(v, "flow label 0") {
+        (_, Reason::Reset, Responder::TargetFirewall) => {
+            let why = if v.has(|e| matches!(e, Evidence::RstFlowLabelZero { .. })) {
                 "it has IPv6 flow label 0, while the target's stack sets one"
-            } else if has(v, "not reflected") {
+            } else if v.has(|e| matches!(e, Evidence::RstDscpNotReflected { .. })) {
                 "it did not reflect the probe's DSCP, while the host's own stack reflects it"
             } else {
                 "its header fields differ from the target's own stack's"
@@ -73,9 +78,9 @@ pub fn explain(v: &PortVerdict) -> String {
                 rule(v, "INPUT", "REJECT --reject-with tcp-reset")
             )
         }
-        (_, "reset", Responder::Middlebox) => {
-            let who = match hops_closer(v) {
-                Some(closer) => format!("A device {closer} than the target"),
+        (_, Reason::Reset, Responder::Middlebox) => {
+            let who = match v.hops_closer() {
+                Some(n) => format!("A device {} than the target", HopsCloser(n)),
                 None => "A device on the path".to_string(),
             };
             format!(
@@ -86,27 +91,20 @@ pub fn explain(v: &PortVerdict) -> String {
                 rule(v, "FORWARD", "REJECT --reject-with tcp-reset")
             )
         }
-        (_, "reset", _) => format!(
+        (_, Reason::Reset, _) => format!(
             "A RST answered the SYN, which is how a TCP stack answers for a closed port (RFC 9293 \
              §3.10.7.1), but nothing in this scan tells the stack's RST from one forged by {} \
              on the host or a router. Marking the SYNs with a DSCP, or scanning a known open port \
              of the same host, gives the baseline that tells them apart.",
             rule(v, "INPUT", "REJECT --reject-with tcp-reset")
         ),
-        (_, "no-response", _) => no_response(v),
-        _ => match deciding_icmp(v) {
-            Some(p) => icmp(v, p),
+        (_, Reason::NoResponse, _) => no_response(v),
+        (_, Reason::Icmp(kind), _) => match deciding_icmp(v, kind) {
+            Some(p) => icmp(v, p, kind),
             None => fallback(v),
         },
+        _ => fallback(v),
     }
-}
-
-/// "1 hop closer" from the verdict's evidence, when a RST was shown to come from nearer.
-pub(crate) fn hops_closer(v: &PortVerdict) -> Option<&str> {
-    v.evidence.iter().find_map(|e| {
-        let (_, rest) = e.rsplit_once("sent ")?;
-        rest.ends_with("closer").then_some(rest)
-    })
 }
 
 /// "a", "a and b", "a, b and c".
@@ -116,10 +114,6 @@ fn join_and(items: &[&str]) -> String {
         [one] => one.to_string(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
-}
-
-fn has(v: &PortVerdict, needle: &str) -> bool {
-    v.evidence.iter().any(|e| e.contains(needle))
 }
 
 fn tables(v: &PortVerdict) -> &'static str {
@@ -171,7 +165,7 @@ fn no_response(v: &PortVerdict) -> String {
         .max(v.trace.last().map_or(0, |p| p.ts.since(v.started)));
     let mut what = plural(syns.len(), "SYN", "SYNs");
     if span > 0 {
-        what.push_str(&format!(" over {}", super::fmt_secs(span)));
+        what.push_str(&format!(" over {}", Secs(span)));
     }
     let mut extra = Vec::new();
     if retransmissions > 0 {
@@ -206,34 +200,32 @@ fn no_response(v: &PortVerdict) -> String {
 }
 
 /// The ICMP error the verdict's reason names.
-fn deciding_icmp(v: &PortVerdict) -> Option<&TracePacket> {
+fn deciding_icmp(v: &PortVerdict, kind: IcmpKind) -> Option<&TracePacket> {
     v.trace
         .iter()
-        .find(|p| p.dir == Dir::In && matches!(p.kind, PacketKind::Icmp(k) if k.name() == v.reason))
+        .find(|p| p.dir == Dir::In && p.kind == PacketKind::Icmp(kind))
 }
 
 /// The `--reject-with` type that sends this ICMP error, as iptables/ip6tables name it.
-fn reject_with(reason: &str, v6: bool) -> Option<&'static str> {
-    Some(match (v6, reason) {
-        (false, "port-unreach") => "icmp-port-unreachable",
-        (false, "host-unreach") => "icmp-host-unreachable",
-        (false, "net-unreach") => "icmp-net-unreachable",
-        (false, "proto-unreach") => "icmp-proto-unreachable",
-        (false, "net-prohibited") => "icmp-net-prohibited",
-        (false, "host-prohibited") => "icmp-host-prohibited",
-        (false, "admin-prohibited") => "icmp-admin-prohibited",
-        (true, "port-unreach") => "icmp6-port-unreachable",
-        (true, "host-unreach") => "icmp6-addr-unreachable",
-        (true, "net-unreach") => "icmp6-no-route",
-        (true, "admin-prohibited") => "icmp6-adm-prohibited",
+fn reject_with(kind: IcmpKind) -> Option<&'static str> {
+    Some(match (kind.v6, kind.icmp_type, kind.code) {
+        (false, 3, 3) => "icmp-port-unreachable",
+        (false, 3, 1) => "icmp-host-unreachable",
+        (false, 3, 0) => "icmp-net-unreachable",
+        (false, 3, 2) => "icmp-proto-unreachable",
+        (false, 3, 9) => "icmp-net-prohibited",
+        (false, 3, 10) => "icmp-host-prohibited",
+        (false, 3, 13) => "icmp-admin-prohibited",
+        (true, 1, 4) => "icmp6-port-unreachable",
+        (true, 1, 3) => "icmp6-addr-unreachable",
+        (true, 1, 0) => "icmp6-no-route",
+        (true, 1, 1) => "icmp6-adm-prohibited",
         _ => return None,
     })
 }
 
-fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
-    let PacketKind::Icmp(kind) = p.kind else {
-        return fallback(v);
-    };
+fn icmp(v: &PortVerdict, p: &TracePacket, kind: IcmpKind) -> String {
+    let name = kind.name();
     let from_target = p.from == v.target.ip();
     let chain = if from_target { "INPUT" } else { "FORWARD" };
     let where_ = if from_target {
@@ -241,7 +233,7 @@ fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
     } else {
         format!(" on {}", p.from)
     };
-    let typical = match (v.reason, reject_with(v.reason, kind.v6)) {
+    let typical = match (name, reject_with(kind)) {
         ("port-unreach", Some(t)) => format!(
             "{}{where_} (plain REJECT sends {t})",
             rule(v, chain, "REJECT")
@@ -250,7 +242,7 @@ fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
             "{}{where_}",
             rule(v, chain, &format!("REJECT --reject-with {t}"))
         ),
-        (_, None) => match v.reason {
+        (_, None) => match name {
             "failed-policy" => {
                 format!("an nftables rule `reject with icmpv6 type policy-fail`{where_}")
             }
@@ -264,7 +256,7 @@ fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
         },
     };
     if from_target {
-        let sent = if reject_with(v.reason, kind.v6).is_some() {
+        let sent = if reject_with(kind).is_some() {
             format!("a firewall rule on the host sent it, typically {typical}")
         } else {
             "the host's firewall or routing policy sent it".to_string()
@@ -280,7 +272,7 @@ fn icmp(v: &PortVerdict, p: &TracePacket) -> String {
          of delivering it, typically because of {typical}.",
         p.from
     );
-    match v.reason {
+    match name {
         "host-unreach" => s.push_str(
             " Without any rule, a router sends this too when the target does not answer its \
              ARP or neighbour discovery (a host that is down).",
@@ -297,39 +289,39 @@ fn not_observed(v: &PortVerdict) -> String {
     let port = v.target.port();
     let errno_only = "This verdict is connect()'s errno only: no captured packet shows the answer";
     match v.reason {
-        "syn-ack" => format!(
+        Reason::SynAck => format!(
             "connect() succeeded, so something completed the handshake (RFC 9293 §3.5). {errno_only}, \
              so synack cannot show who answered: a proxy or a device answering on the target's \
              behalf looks the same as a program listening on port {port}."
         ),
-        "conn-refused" => format!(
+        Reason::ConnRefused => format!(
             "connect() failed with ECONNREFUSED, which Linux returns both for a RST (a closed \
              port, RFC 9293 §3.10.7.1) and for an ICMP port-unreachable from a `-j REJECT` rule. \
              {errno_only}, so synack cannot tell a closed port from a firewall, nor say who sent \
              the answer."
         ),
-        "no-response" => format!(
+        Reason::NoResponse => format!(
             "connect() timed out: nothing answered before the kernel gave up on the SYNs \
              (RFC 9293 §3.8.3). {errno_only}, so synack cannot show that the SYNs left this host \
              or how often they were retransmitted, nor tell a `-j DROP` rule from a host that is \
              down."
         ),
-        "host-unreach" | "net-unreach" => format!(
+        Reason::HostUnreach | Reason::NetUnreach => format!(
             "connect() failed with {}: an ICMP error came back, or this host has no route to the \
              target. {errno_only}, so synack cannot say which device sent it or which code (a \
              down host and a `--reject-with icmp-host-prohibited` or `icmp-admin-prohibited` \
              rule give the same errno).",
-            if v.reason == "host-unreach" {
+            if v.reason == Reason::HostUnreach {
                 "EHOSTUNREACH"
             } else {
                 "ENETUNREACH"
             }
         ),
-        "proto-unreach" => format!(
+        Reason::ProtoUnreach => format!(
             "connect() failed with ENOPROTOOPT, the errno of an ICMP protocol-unreachable. \
              {errno_only}, so synack cannot say who sent it."
         ),
-        "local-prohibited" => format!(
+        Reason::LocalProhibited => format!(
             "connect() failed with EPERM or EACCES: a rule in this host's own OUTPUT chain (such \
              as `{} -A OUTPUT -p tcp --dport {port} -j DROP`) stopped the SYN before it left, so \
              the target was never asked. {errno_only}.",
@@ -354,7 +346,7 @@ fn fallback(v: &PortVerdict) -> String {
         s.push_str(&format!(", last answer from {from}"));
     }
     match v.evidence.first() {
-        Some(e) => s.push_str(&format!(": {e}.")),
+        Some(e) => s.push_str(&format!(": {}.", EvidenceWords(e))),
         None => s.push('.'),
     }
     s
@@ -374,19 +366,33 @@ mod tests {
 
     #[test]
     fn reject_types_as_iptables_names_them() {
+        let kind = |v6, icmp_type, code| IcmpKind {
+            v6,
+            icmp_type,
+            code,
+        };
         assert_eq!(
-            reject_with("port-unreach", false),
+            reject_with(kind(false, 3, 3)),
             Some("icmp-port-unreachable")
         );
         assert_eq!(
-            reject_with("admin-prohibited", true),
-            Some("icmp6-adm-prohibited")
+            reject_with(kind(false, 3, 13)),
+            Some("icmp-admin-prohibited")
         );
-        assert_eq!(reject_with("net-unreach", true), Some("icmp6-no-route"));
+        assert_eq!(reject_with(kind(true, 1, 1)), Some("icmp6-adm-prohibited"));
+        assert_eq!(reject_with(kind(true, 1, 0)), Some("icmp6-no-route"));
         assert_eq!(
-            reject_with("host-unreach", true),
+            reject_with(kind(true, 1, 3)),
             Some("icmp6-addr-unreachable")
         );
-        assert_eq!(reject_with("failed-policy", true), None);
+        // failed-policy: no REJECT option sends it.
+        assert_eq!(reject_with(kind(true, 1, 5)), None);
+        // Every named type is the one for its reason.
+        for (v6, t, c) in [(false, 3, 3), (false, 3, 1), (true, 1, 4), (true, 1, 3)] {
+            let k = kind(v6, t, c);
+            let word = reject_with(k).unwrap();
+            let stem = k.name().trim_end_matches("-unreach");
+            assert!(word.contains(stem) || stem == "host", "{k:?}: {word}");
+        }
     }
 }

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use serde::{Serialize, Serializer};
 
 use super::ScanReport;
+use super::words;
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{PortVerdict, State};
+use synack_core::verdict::{Evidence, Note, PortVerdict, State};
 
 /// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
 struct Label(PacketKind);
@@ -87,6 +88,30 @@ impl fmt::Debug for Target {
     }
 }
 
+/// Evidence facts as their sentences, written without a `String` each.
+struct EvidenceJson<'a>(&'a [Evidence]);
+
+impl Serialize for EvidenceJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(words::EvidenceWords))
+    }
+}
+
+impl Serialize for words::EvidenceWords<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A verdict's note as its sentence.
+struct NoteJson<'a>(&'a Note);
+
+impl Serialize for NoteJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&words::NoteWords(self.0))
+    }
+}
+
 #[derive(Serialize)]
 struct PortJson<'a> {
     #[serde(rename = "type")]
@@ -96,12 +121,12 @@ struct PortJson<'a> {
     state: &'static str,
     reason: &'static str,
     responder: &'static str,
-    evidence: &'a [std::sync::Arc<str>],
+    evidence: EvidenceJson<'a>,
     observed: bool,
     attempts: u32,
     trace: Trace<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<&'a str>,
+    note: Option<NoteJson<'a>>,
 }
 
 fn port_json(v: &PortVerdict) -> PortJson<'_> {
@@ -110,13 +135,13 @@ fn port_json(v: &PortVerdict) -> PortJson<'_> {
         target: Target(v.target.ip()),
         port: v.target.port(),
         state: v.state.as_str(),
-        reason: v.reason,
+        reason: v.reason.name(),
         responder: v.responder.as_str(),
-        evidence: &v.evidence,
+        evidence: EvidenceJson(&v.evidence),
         observed: v.observed,
         attempts: v.attempts,
         trace: Trace(v),
-        note: v.note.as_deref(),
+        note: v.note.as_ref().map(NoteJson),
     }
 }
 

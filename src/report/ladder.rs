@@ -30,9 +30,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::words::{Dscp, HopsCloser};
 use super::{fmt_secs, packet_label};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{PortVerdict, Responder, dscp_name};
+use synack_core::verdict::{PortVerdict, Reason, Responder};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LadderOptions {
@@ -195,7 +196,7 @@ fn rel(n: u32, base: Option<u32>) -> u32 {
 }
 
 fn dscp_short(d: u8) -> String {
-    let name = dscp_name(d);
+    let name = Dscp(d).to_string();
     if d == 0 || name.starts_with("DSCP") {
         d.to_string()
     } else {
@@ -222,7 +223,7 @@ fn middle_of(v: &PortVerdict, scanner: Option<IpAddr>) -> Option<Middle> {
         .iter()
         .find(|p| p.dir == Dir::In && p.from != v.target.ip() && Some(p.from) != scanner)
         .map(|p| p.from);
-    let forged_rst = v.responder == Responder::Middlebox && v.reason == "reset";
+    let forged_rst = v.responder == Responder::Middlebox && v.reason == Reason::Reset;
     if let Some(addr) = foreign {
         return Some(Middle {
             label: format!("router {addr}"),
@@ -231,8 +232,8 @@ fn middle_of(v: &PortVerdict, scanner: Option<IpAddr>) -> Option<Middle> {
         });
     }
     if forged_rst {
-        let label = match super::explain::hops_closer(v) {
-            Some(closer) => format!("on-path device ({closer})"),
+        let label = match v.hops_closer() {
+            Some(n) => format!("on-path device ({})", HopsCloser(n)),
             None => "on-path device".to_string(),
         };
         return Some(Middle {
@@ -549,13 +550,13 @@ fn footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
         ));
         return lines;
     }
-    if v.reason == "self-connect" {
+    if v.reason == Reason::SelfConnect {
         lines.push(format!(
             "{ell} the socket met itself (TCP simultaneous open): not a listener"
         ));
         return lines;
     }
-    if v.reason == "no-response" {
+    if v.reason == Reason::NoResponse {
         let syns = v
             .trace
             .iter()

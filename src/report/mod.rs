@@ -4,6 +4,7 @@ pub mod explain;
 pub mod json;
 pub mod ladder;
 pub mod text;
+pub mod words;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{PortVerdict, Responder, State};
+use synack_core::verdict::{PortVerdict, Reason, Responder, State};
 
 /// Everything a finished scan or replay hands to a sink.
 #[derive(Clone, Debug, Default)]
@@ -40,13 +41,7 @@ impl ScanReport {
 
 /// "1.0s", "250ms", "0.4ms".
 pub fn fmt_secs(nanos: u64) -> String {
-    if nanos >= 1_000_000_000 {
-        format!("{:.1}s", nanos as f64 / 1e9)
-    } else if nanos >= 10_000_000 {
-        format!("{}ms", nanos / 1_000_000)
-    } else {
-        format!("{:.1}ms", nanos as f64 / 1e6)
-    }
+    words::Secs(nanos).to_string()
 }
 
 /// The label of one packet: TCP flags, or the ICMP error's name ("ICMP port-unreach").
@@ -68,18 +63,16 @@ pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
     for v in verdicts {
         let label: Cow<'static, str> = match (v.state, v.reason, v.responder) {
             (State::Open, _, _) => "open".into(),
-            (_, "reset", Responder::Target) => "closed by the host's stack".into(),
-            (_, "reset", Responder::TargetFirewall) => "reset by a firewall on the host".into(),
-            (_, "reset", Responder::Middlebox) => {
-                let closer = v
-                    .evidence
-                    .iter()
-                    .find_map(|e| e.split("sent ").nth(1))
-                    .unwrap_or("on the path");
-                format!("reset by a device {closer}").into()
+            (_, Reason::Reset, Responder::Target) => "closed by the host's stack".into(),
+            (_, Reason::Reset, Responder::TargetFirewall) => {
+                "reset by a firewall on the host".into()
             }
-            (_, "reset", Responder::Unknown) => "reset (sender not attributed)".into(),
-            (_, "no-response", _) => "dropped".into(),
+            (_, Reason::Reset, Responder::Middlebox) => match v.hops_closer() {
+                Some(n) => format!("reset by a device {}", words::HopsCloser(n)).into(),
+                None => "reset by a device on the path".into(),
+            },
+            (_, Reason::Reset, Responder::Unknown) => "reset (sender not attributed)".into(),
+            (_, Reason::NoResponse, _) => "dropped".into(),
             (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
                 let from = v
                     .trace
@@ -90,7 +83,7 @@ pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
                 match from {
                     Some(f) if f == ip => "rejected with ICMP by the host".into(),
                     Some(f) => format!("rejected with ICMP by {f}").into(),
-                    None => v.reason.into(),
+                    None => v.reason.name().into(),
                 }
             }
             (state, reason, _) => format!("{state} ({reason})").into(),

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
+use super::words;
 use super::{ScanReport, fmt_secs, is_repeat_syn, packet_label, target_summary};
 use synack_core::exchange::{Dir, PacketKind};
-use synack_core::verdict::{PortVerdict, State};
+use synack_core::verdict::{PortVerdict, Reason, State};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TextOptions {
@@ -26,6 +27,9 @@ pub struct TextOptions {
     pub ladder: Option<super::ladder::LadderOptions>,
     /// A plain-language explanation under each row (`--explain`).
     pub explain: bool,
+    /// Evidence lines and explanations wrap at this many columns (the terminal's width,
+    /// 80 when the output is not a terminal).
+    pub width: usize,
 }
 
 impl Default for TextOptions {
@@ -38,6 +42,7 @@ impl Default for TextOptions {
             evidence: true,
             ladder: None,
             explain: false,
+            width: 80,
         }
     }
 }
@@ -95,7 +100,7 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
             last_port = Some(p.scanner_port);
         }
     }
-    if v.reason == "no-response" && v.observed {
+    if v.reason == Reason::NoResponse && v.observed {
         s.push_str(g.sep);
         s.push_str("no reply");
     }
@@ -160,7 +165,7 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
         let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
         for v in verdicts {
             groups
-                .entry((v.state, v.reason))
+                .entry((v.state, v.reason.name()))
                 .and_modify(|n| *n += 1)
                 .or_insert(1);
         }
@@ -182,7 +187,7 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
             "PORT", "STATE", "REASON", "RESPONDER"
         )?;
         for v in verdicts {
-            if hidden.contains(&(v.state, v.reason)) {
+            if hidden.contains(&(v.state, v.reason.name())) {
                 continue;
             }
             writeln!(
@@ -190,21 +195,25 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
                 "{:<9} {} {:<16} {:<15} {}",
                 format!("{}/tcp", v.target.port()),
                 paint(v.state, opts.color),
-                v.reason,
+                v.reason.name(),
                 v.responder.as_str(),
                 trace_line(v, opts.unicode)
             )?;
             if opts.evidence && v.state != State::Open {
+                let lead = if opts.unicode {
+                    "          └ "
+                } else {
+                    "          `- "
+                };
                 for e in &v.evidence {
-                    writeln!(
-                        out,
-                        "          {} {e}",
-                        if opts.unicode { "└" } else { "`-" }
-                    )?;
+                    let text = words::EvidenceWords(e).to_string();
+                    for line in wrap(&text, lead, opts.width) {
+                        writeln!(out, "{line}")?;
+                    }
                 }
             }
             if let Some(note) = &v.note {
-                writeln!(out, "          note: {note}")?;
+                writeln!(out, "          note: {}", words::NoteWords(note))?;
             }
             if let Some(lopts) = &opts.ladder {
                 writeln!(out)?;
@@ -212,7 +221,7 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
                 writeln!(out)?;
             }
             if opts.explain {
-                for line in wrap(&super::explain::explain(v), "          why: ", 80) {
+                for line in wrap(&super::explain::explain(v), "          why: ", opts.width) {
                     writeln!(out, "{line}")?;
                 }
                 if opts.ladder.is_some() {

@@ -120,7 +120,7 @@ pub struct TcpSegment {
 }
 
 /// An ICMP or ICMPv6 error message type and code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IcmpKind {
     pub v6: bool,
     pub icmp_type: u8,

@@ -17,16 +17,17 @@
 //! (Linux's does; netfilter's `REJECT --reject-with tcp-reset` sends DSCP 0), and for
 //! IPv6 whether its RSTs carry a flow label (Linux's do; netfilter's have 0).
 
+mod facts;
+
 use std::collections::BTreeMap;
-
-use std::sync::Arc;
-
-use rustc_hash::FxHashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use rustc_hash::FxHashMap;
+
 use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
 use crate::frame::Timestamp;
+pub use facts::{Evidence, Note, Reason, StackPacket, TargetDistance, hops};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
@@ -88,19 +89,19 @@ pub enum ConnectOutcome {
 
 impl ConnectOutcome {
     /// The verdict connect() alone supports, as nmap -sT reports it.
-    fn verdict(self) -> (State, &'static str) {
+    fn verdict(self) -> (State, Reason) {
         match self {
-            ConnectOutcome::Connected => (State::Open, "syn-ack"),
-            ConnectOutcome::TimedOut => (State::Filtered, "no-response"),
-            ConnectOutcome::SelfConnect => (State::Closed, "self-connect"),
+            ConnectOutcome::Connected => (State::Open, Reason::SynAck),
+            ConnectOutcome::TimedOut => (State::Filtered, Reason::NoResponse),
+            ConnectOutcome::SelfConnect => (State::Closed, Reason::SelfConnect),
             ConnectOutcome::Failed(e) => match e {
-                libc::ECONNREFUSED => (State::Closed, "conn-refused"),
-                libc::EHOSTUNREACH => (State::Filtered, "host-unreach"),
-                libc::ENETUNREACH => (State::Filtered, "net-unreach"),
-                libc::ETIMEDOUT => (State::Filtered, "no-response"),
-                libc::EACCES | libc::EPERM => (State::Filtered, "local-prohibited"),
-                libc::ENOPROTOOPT => (State::Filtered, "proto-unreach"),
-                _ => (State::Filtered, "error"),
+                libc::ECONNREFUSED => (State::Closed, Reason::ConnRefused),
+                libc::EHOSTUNREACH => (State::Filtered, Reason::HostUnreach),
+                libc::ENETUNREACH => (State::Filtered, Reason::NetUnreach),
+                libc::ETIMEDOUT => (State::Filtered, Reason::NoResponse),
+                libc::EACCES | libc::EPERM => (State::Filtered, Reason::LocalProhibited),
+                libc::ENOPROTOOPT => (State::Filtered, Reason::ProtoUnreach),
+                _ => (State::Filtered, Reason::Error),
             },
         }
     }
@@ -125,6 +126,9 @@ pub struct LiveFacts {
     pub capture_drops: u64,
     /// Ports probed only to learn the target stack's own answer (not asked for).
     pub calibration: Vec<SocketAddr>,
+    /// The correlator's attempt limit, when it was reached: later attempts' packets were
+    /// not kept, so a missing answer may have been captured and not kept.
+    pub attempts_limit_reached: Option<usize>,
 }
 
 /// One port's verdict and the packets that explain it.
@@ -133,11 +137,10 @@ pub struct PortVerdict {
     pub target: SocketAddr,
     pub state: State,
     /// nmap's word where it has one: syn-ack, reset, no-response, port-unreach, …
-    pub reason: &'static str,
+    pub reason: Reason,
     pub responder: Responder,
-    /// Short facts, shared between ports that have the same ones (a full-range scan has
-    /// tens of thousands of identical "RST reflects the probe's DSCP" lines).
-    pub evidence: Vec<Arc<str>>,
+    /// The facts the decision rests on, most telling first.
+    pub evidence: Vec<Evidence>,
     /// Every packet of every attempt at this port, in time order.
     pub trace: Vec<TracePacket>,
     /// When the first attempt began; trace offsets count from here.
@@ -145,8 +148,21 @@ pub struct PortVerdict {
     pub attempts: u32,
     /// The verdict rests on captured packets (false: on connect()'s errno).
     pub observed: bool,
-    /// Something the reader must know: packets missing from the trace, say.
-    pub note: Option<String>,
+    /// Something the reader must know about the verdict itself.
+    pub note: Option<Note>,
+}
+
+impl PortVerdict {
+    /// How many hops nearer than the target the deciding RST was sent, when the evidence
+    /// shows it was.
+    pub fn hops_closer(&self) -> Option<u8> {
+        self.evidence.iter().find_map(Evidence::hops_closer)
+    }
+
+    /// Whether any fact of the evidence satisfies `pred`.
+    pub fn has(&self, pred: impl Fn(&Evidence) -> bool) -> bool {
+        self.evidence.iter().any(pred)
+    }
 }
 
 /// Per-target facts that make a single packet's evidence conclusive or not.
@@ -155,8 +171,8 @@ pub struct Baseline {
     /// Hop distance of packets only the target's stack sends (SYN/ACKs; RSTs that reflect
     /// the probe DSCP; ICMP errors from the target's address), most common value.
     pub hops: Option<u8>,
-    /// Which kind of packet gave `hops`, for the evidence text.
-    pub hops_from: &'static str,
+    /// Which kind of packet gave `hops`.
+    pub hops_from: StackPacket,
     /// The TTL those packets arrived with.
     pub ttl: Option<u8>,
     /// The DSCP synack marked its SYNs with (0: not marked).
@@ -167,30 +183,6 @@ pub struct Baseline {
     pub reflecting_rst_port: Option<u16>,
     /// A TCP packet from this target carried an IPv6 flow label; holds (port, label).
     pub flow_label_seen: Option<(u16, u32)>,
-}
-
-/// Hop distance from a received TTL, assuming the sender started from the nearest usual
-/// initial value at or above it (64, 128 or 255).
-pub fn hops(ttl: u8) -> u8 {
-    let initial: u16 = match ttl {
-        0..=64 => 64,
-        65..=128 => 128,
-        _ => 255,
-    };
-    (initial - ttl as u16) as u8
-}
-
-/// DSCP names as RFC 2474 / RFC 2597 / RFC 3246 give them.
-pub fn dscp_name(dscp: u8) -> String {
-    match dscp {
-        0 => "CS0 (0)".to_string(),
-        46 => "EF".to_string(),
-        d if d % 8 == 0 && d <= 56 => format!("CS{}", d / 8),
-        d if d % 2 == 0 && (10..=38).contains(&d) && (d % 8) / 2 >= 1 && (d % 8) / 2 <= 3 => {
-            format!("AF{}{}", d / 8, (d % 8) / 2)
-        }
-        d => format!("DSCP {d}"),
-    }
 }
 
 fn is_in_tcp(p: &TracePacket, pred: impl Fn(crate::decode::TcpFlags) -> bool) -> bool {
@@ -206,26 +198,13 @@ fn probe_dscp_of(attempt: &Attempt) -> u8 {
         .unwrap_or(0)
 }
 
-/// Packets only the target's own stack sends, most telling first.
-const STACK_PACKETS: [&str; 3] = ["SYN/ACKs", "DSCP-reflecting RSTs", "ICMP errors"];
-
-/// "no router on the way", "1 router on the way", "3 routers on the way".
-fn on_the_way(hops: u8) -> String {
-    match hops {
-        0 => "no router on the way".to_string(),
-        1 => "1 router on the way".to_string(),
-        n => format!("{n} routers on the way"),
-    }
-}
-
 impl Baseline {
     /// Builds the baseline of one target address from all its attempts.
     pub fn of<'a>(target: IpAddr, attempts: impl IntoIterator<Item = &'a Attempt>) -> Baseline {
         let mut b = Baseline::default();
-        // Votes per (hops, ttl): how many stack packets arrived so, and which kinds
-        // (index into STACK_PACKETS, most telling first) — so the label does not depend
-        // on the order of the attempts.
-        let mut hop_votes: BTreeMap<(u8, u8), (u32, usize)> = BTreeMap::new();
+        // Votes per (hops, ttl): how many stack packets arrived so, and the most telling
+        // kind among them — so the label does not depend on the order of the attempts.
+        let mut hop_votes: BTreeMap<(u8, u8), (u32, StackPacket)> = BTreeMap::new();
         for a in attempts {
             if a.key.is_self_connect() {
                 continue;
@@ -236,12 +215,12 @@ impl Baseline {
             }
             for p in a.packets.iter().filter(|p| p.dir == Dir::In) {
                 let stack_packet = match p.kind {
-                    PacketKind::Tcp(f) if f.is_syn_ack() => Some(0),
+                    PacketKind::Tcp(f) if f.is_syn_ack() => Some(StackPacket::SynAcks),
                     PacketKind::Tcp(f) if f.rst() && dscp != 0 && p.dscp == dscp => {
                         b.reflecting_rst_port.get_or_insert(a.key.target.port());
-                        Some(1)
+                        Some(StackPacket::DscpReflectingRsts)
                     }
-                    PacketKind::Icmp(_) if p.from == target => Some(2),
+                    PacketKind::Icmp(_) if p.from == target => Some(StackPacket::IcmpErrors),
                     _ => None,
                 };
                 if p.flags().is_some()
@@ -267,7 +246,7 @@ impl Baseline {
         if let Some(((h, ttl), (_, kind))) = best {
             b.hops = Some(h);
             b.ttl = Some(ttl);
-            b.hops_from = STACK_PACKETS[kind];
+            b.hops_from = kind;
         }
         b
     }
@@ -305,7 +284,6 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         .unwrap_or_default();
     probed.sort_unstable();
     let mut slots: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
-    let mut interned: FxHashMap<Arc<str>, ()> = FxHashMap::default();
     // RST judgements of the current target address, by the RST's header facts.
     let mut memo = RstMemo::default();
     let mut memo_ip: Option<IpAddr> = None;
@@ -350,17 +328,7 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
             memo.clear();
             memo_ip = Some(port.ip());
         }
-        let mut v = judge_port(port, mine, base, probes, live, &mut memo);
-        // Share identical evidence between ports; facts from the RST memo already are.
-        for e in v.evidence.iter_mut().filter(|e| Arc::strong_count(e) == 1) {
-            match interned.get_key_value(e) {
-                Some((shared, _)) => *e = shared.clone(),
-                None => {
-                    interned.insert(e.clone(), ());
-                }
-            }
-        }
-        out.push(v);
+        out.push(judge_port(port, mine, base, probes, live, &mut memo));
     }
     out
 }
@@ -378,7 +346,7 @@ fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
 /// A RST's judgement depends only on its TTL, DSCP and flow label, the probe's DSCP and
 /// the target's baseline: thousands of closed ports share one. Keyed by those header
 /// facts, valid for one target address.
-type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Arc<str>>)>;
+type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Evidence>)>;
 
 fn judge_port(
     target: SocketAddr,
@@ -426,7 +394,7 @@ fn judge_port(
     let mut v = PortVerdict {
         target,
         state: State::Filtered,
-        reason: "no-response",
+        reason: Reason::NoResponse,
         responder: Responder::Unknown,
         evidence: Vec::new(),
         trace,
@@ -458,21 +426,19 @@ fn judge_port(
             v.reason = reason;
             v.observed = false;
             if captured {
-                let drops = live.map(|l| l.capture_drops).unwrap_or(0);
-                v.note = Some(if drops > 0 {
-                    format!(
-                        "the answer was not captured ({drops} packets dropped by the kernel); verdict from connect()"
-                    )
-                } else {
-                    "the answer was not captured; verdict from connect()".to_string()
+                v.note = Some(match live.and_then(|l| l.attempts_limit_reached) {
+                    Some(limit) => Note::AnswerNotKept { limit },
+                    None => Note::AnswerNotCaptured {
+                        drops: live.map(|l| l.capture_drops).unwrap_or(0),
+                    },
                 });
             }
             return v;
         }
         if probes_real.is_empty() && !probes.is_empty() {
             v.state = State::Closed;
-            v.reason = "self-connect";
-            push_evidence(&mut v.evidence, self_connect_evidence(target));
+            v.reason = Reason::SelfConnect;
+            v.evidence.push(Evidence::SelfConnect { target });
             return v;
         }
         if !captured {
@@ -480,37 +446,22 @@ fn judge_port(
         }
     } else if real_attempts == 0 && self_connects > 0 {
         v.state = State::Closed;
-        v.reason = "self-connect";
-        push_evidence(&mut v.evidence, self_connect_evidence(target));
+        v.reason = Reason::SelfConnect;
+        v.evidence.push(Evidence::SelfConnect { target });
         return v;
     }
     if captured {
         if syns > 0 {
             let span = v.trace.last().map(|p| p.ts.since(v.started)).unwrap_or(0);
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "{syns} SYN{} over {}, no answer",
-                    if syns == 1 { "" } else { "s" },
-                    fmt_secs(span)
-                ),
-            );
+            v.evidence.push(Evidence::NoAnswer {
+                syns: syns as u32,
+                span_ns: span,
+            });
         } else if probes.is_some() {
-            v.note = Some("no packets of this port were captured".to_string());
+            v.note = Some(Note::NoPacketsCaptured);
         }
     }
     v
-}
-
-fn push_evidence(evidence: &mut Vec<Arc<str>>, fact: String) {
-    evidence.push(Arc::from(fact));
-}
-
-fn self_connect_evidence(target: SocketAddr) -> String {
-    format!(
-        "connect() to {target} from source port {} met itself (TCP simultaneous open): not a listener",
-        target.port()
-    )
 }
 
 /// Sets state, reason, responder and evidence from the trace (so what decides is what
@@ -543,19 +494,16 @@ fn decide_from_trace(
     };
     if let Some(p) = answers().find(|p| is_in_tcp(p, |f| f.is_syn_ack())) {
         v.state = State::Open;
-        v.reason = "syn-ack";
+        v.reason = Reason::SynAck;
         v.responder = Responder::Target;
-        push_evidence(
-            &mut v.evidence,
-            format!(
-                "SYN/ACK from {} (ttl {}): the handshake completes (RFC 9293 §3.5)",
-                p.from, p.ttl
-            ),
-        );
+        v.evidence.push(Evidence::SynAck {
+            from: p.from,
+            ttl: p.ttl,
+        });
         return true;
     }
     if let Some(p) = answers().find(|p| is_in_tcp(p, |f| f.rst())) {
-        v.reason = "reset";
+        v.reason = Reason::Reset;
         // The DSCP of the SYN this RST answers.
         let probe_dscp = trace
             .iter()
@@ -570,7 +518,7 @@ fn decide_from_trace(
         if let Some((state, responder, evidence)) = memo.get(&key) {
             v.state = *state;
             v.responder = *responder;
-            v.evidence.extend(evidence.iter().cloned());
+            v.evidence.extend_from_slice(evidence);
         } else {
             judge_rst(v, probe_dscp, p, base);
             memo.insert(key, (v.state, v.responder, v.evidence.clone()));
@@ -582,27 +530,18 @@ fn decide_from_trace(
             unreachable!("matched above")
         };
         v.state = State::Filtered;
-        v.reason = kind.name();
+        v.reason = Reason::Icmp(kind);
         if p.from == v.target.ip() {
             v.responder = Responder::TargetFirewall;
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "{kind} from the target itself (ttl {}): its TCP stack would answer a SYN with RST (RFC 9293 §3.10.7.1), so a firewall rule on the host sent this",
-                    p.ttl
-                ),
-            );
+            v.evidence
+                .push(Evidence::IcmpFromTarget { kind, ttl: p.ttl });
         } else {
             v.responder = Responder::Middlebox;
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "{kind} from {}, not the target (ttl {}: {})",
-                    p.from,
-                    p.ttl,
-                    on_the_way(hops(p.ttl))
-                ),
-            );
+            v.evidence.push(Evidence::IcmpFromPath {
+                kind,
+                from: p.from,
+                ttl: p.ttl,
+            });
         }
         return true;
     }
@@ -617,89 +556,46 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
     let mut closer_by = 0u8;
 
     if let (Some(h), Some(ttl)) = (base.hops, base.ttl) {
-        if rst_hops < h {
-            closer_by = h - rst_hops;
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "RST ttl {} ({}), target's {} arrive with ttl {ttl} ({}): sent {closer_by} hop{} closer",
-                    rst.ttl,
-                    on_the_way(rst_hops),
-                    base.hops_from,
-                    on_the_way(h),
-                    if closer_by == 1 { "" } else { "s" },
-                ),
-            );
-        } else if rst_hops == h {
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "RST ttl {} matches the target's {} ({})",
-                    rst.ttl,
-                    base.hops_from,
-                    on_the_way(h)
-                ),
-            );
-        } else {
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "RST ttl {} is {} hop(s) farther than the target's {}: asymmetric route or a different initial TTL",
-                    rst.ttl,
-                    rst_hops - h,
-                    base.hops_from
-                ),
-            );
-        }
+        closer_by = h.saturating_sub(rst_hops);
+        v.evidence.push(Evidence::RstDistance {
+            ttl: rst.ttl,
+            target: TargetDistance {
+                hops: h,
+                ttl,
+                from: base.hops_from,
+            },
+        });
     }
     if probe_dscp != 0 {
         if rst.dscp == probe_dscp {
             stack = true;
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "RST reflects the probe's DSCP {}, as the Linux TCP stack does",
-                    dscp_name(probe_dscp)
-                ),
-            );
+            v.evidence
+                .push(Evidence::RstReflectsDscp { probe: probe_dscp });
         } else if let Some(port) = base.reflecting_rst_port {
             forged = true;
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "probe DSCP {} not reflected (RST has {}), while the stack's RST on port {port} reflected it",
-                    dscp_name(probe_dscp),
-                    dscp_name(rst.dscp)
-                ),
-            );
+            v.evidence.push(Evidence::RstDscpNotReflected {
+                probe: probe_dscp,
+                rst: rst.dscp,
+                reflected_on_port: port,
+            });
         } else {
-            push_evidence(
-                &mut v.evidence,
-                format!(
-                    "probe DSCP {} not reflected, but no RST from this target reflected it either: inconclusive (the path may clear DSCP)",
-                    dscp_name(probe_dscp)
-                ),
-            );
+            v.evidence
+                .push(Evidence::RstDscpInconclusive { probe: probe_dscp });
         }
     }
     match rst.flow_label {
         Some(0) => {
             if let Some((port, label)) = base.flow_label_seen {
                 forged = true;
-                push_evidence(
-                    &mut v.evidence,
-                    format!(
-                        "RST has flow label 0, while the target's stack set one (0x{label:05x} on port {port})"
-                    ),
-                );
+                v.evidence.push(Evidence::RstFlowLabelZero {
+                    stack_port: port,
+                    stack_label: label,
+                });
             }
         }
         Some(label) => {
             stack = stack || closer_by == 0;
-            push_evidence(
-                &mut v.evidence,
-                format!("RST carries flow label 0x{label:05x}, as the Linux stack sets"),
-            );
+            v.evidence.push(Evidence::RstFlowLabel { label });
         }
         None => {}
     }
@@ -709,10 +605,7 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
     } else if forged {
         v.state = State::Filtered;
         v.responder = Responder::TargetFirewall;
-        push_evidence(&mut v.evidence,
-            "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`"
-                .to_string(),
-        );
+        v.evidence.push(Evidence::ForgedOnTargetHost);
     } else if stack {
         v.state = State::Closed;
         v.responder = Responder::Target;
@@ -720,24 +613,10 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
         v.state = State::Closed;
         v.responder = Responder::Unknown;
         if v.evidence.is_empty() {
-            push_evidence(
-                &mut v.evidence,
-                "no baseline from this target to tell its stack from a firewall".to_string(),
-            );
+            v.evidence.push(Evidence::NoBaseline);
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
-
-/// "1.0s", "250ms", "0.4ms" (a copy of the report's until evidence is typed).
-fn fmt_secs(nanos: u64) -> String {
-    if nanos >= 1_000_000_000 {
-        format!("{:.1}s", nanos as f64 / 1e9)
-    } else if nanos >= 10_000_000 {
-        format!("{}ms", nanos / 1_000_000)
-    } else {
-        format!("{:.1}ms", nanos as f64 / 1e6)
-    }
-}

@@ -1,0 +1,328 @@
+//! The words for the verdict's facts. The core decides with values ([`Evidence`],
+//! [`Note`], [`Reason`]); every sentence a user reads about them is written here, once,
+//! so the table, `--explain`, the ladder, the summaries and JSON say the same thing.
+//!
+//! The `Display` wrappers write straight into the output (no `String` per port).
+
+use std::fmt;
+
+use synack_core::verdict::{Evidence, Note, StackPacket, hops};
+
+/// An evidence fact as the one line shown under a table row and in JSON.
+pub struct EvidenceWords<'a>(pub &'a Evidence);
+
+impl fmt::Display for EvidenceWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.0 {
+            Evidence::SynAck { from, ttl } => write!(
+                f,
+                "SYN/ACK from {from} (ttl {ttl}): the handshake completes (RFC 9293 §3.5)"
+            ),
+            Evidence::RstDistance { ttl, target } => {
+                let rst_hops = hops(ttl);
+                let kind = stack_packets(target.from);
+                if rst_hops < target.hops {
+                    let closer = target.hops - rst_hops;
+                    write!(
+                        f,
+                        "RST ttl {ttl} ({}), target's {kind} arrive with ttl {} ({}): sent {}",
+                        OnTheWay(rst_hops),
+                        target.ttl,
+                        OnTheWay(target.hops),
+                        HopsCloser(closer)
+                    )
+                } else if rst_hops == target.hops {
+                    write!(
+                        f,
+                        "RST ttl {ttl} matches the target's {kind} ({})",
+                        OnTheWay(target.hops)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "RST ttl {ttl} is {} hop(s) farther than the target's {kind}: asymmetric route or a different initial TTL",
+                        rst_hops - target.hops
+                    )
+                }
+            }
+            Evidence::RstReflectsDscp { probe } => write!(
+                f,
+                "RST reflects the probe's DSCP {}, as the Linux TCP stack does",
+                Dscp(probe)
+            ),
+            Evidence::RstDscpNotReflected {
+                probe,
+                rst,
+                reflected_on_port,
+            } => write!(
+                f,
+                "probe DSCP {} not reflected (RST has {}), while the stack's RST on port {reflected_on_port} reflected it",
+                Dscp(probe),
+                Dscp(rst)
+            ),
+            Evidence::RstDscpInconclusive { probe } => write!(
+                f,
+                "probe DSCP {} not reflected, but no RST from this target reflected it either: inconclusive (the path may clear DSCP)",
+                Dscp(probe)
+            ),
+            Evidence::RstFlowLabelZero {
+                stack_port,
+                stack_label,
+            } => write!(
+                f,
+                "RST has flow label 0, while the target's stack set one (0x{stack_label:05x} on port {stack_port})"
+            ),
+            Evidence::RstFlowLabel { label } => write!(
+                f,
+                "RST carries flow label 0x{label:05x}, as the Linux stack sets"
+            ),
+            Evidence::ForgedOnTargetHost => f.write_str(
+                "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`",
+            ),
+            Evidence::NoBaseline => {
+                f.write_str("no baseline from this target to tell its stack from a firewall")
+            }
+            Evidence::IcmpFromTarget { kind, ttl } => write!(
+                f,
+                "{kind} from the target itself (ttl {ttl}): its TCP stack would answer a SYN with RST (RFC 9293 §3.10.7.1), so a firewall rule on the host sent this"
+            ),
+            Evidence::IcmpFromPath { kind, from, ttl } => write!(
+                f,
+                "{kind} from {from}, not the target (ttl {ttl}: {})",
+                OnTheWay(hops(ttl))
+            ),
+            Evidence::NoAnswer { syns, span_ns } => write!(
+                f,
+                "{syns} SYN{} over {}, no answer",
+                if syns == 1 { "" } else { "s" },
+                Secs(span_ns)
+            ),
+            Evidence::SelfConnect { target } => write!(
+                f,
+                "connect() to {target} from source port {} met itself (TCP simultaneous open): not a listener",
+                target.port()
+            ),
+        }
+    }
+}
+
+/// A verdict's note, as shown after "note:" under its row and in JSON.
+pub struct NoteWords<'a>(pub &'a Note);
+
+impl fmt::Display for NoteWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self.0 {
+            Note::AnswerNotCaptured { drops: 0 } => {
+                f.write_str("the answer was not captured; verdict from connect()")
+            }
+            Note::AnswerNotCaptured { drops } => write!(
+                f,
+                "the answer was not captured ({drops} packets dropped by the kernel); verdict from connect()"
+            ),
+            Note::AnswerNotKept { limit } => write!(
+                f,
+                "the answer's packets were not kept (the correlator keeps at most {limit} attempts); verdict from connect()"
+            ),
+            Note::NoPacketsCaptured => f.write_str("no packets of this port were captured"),
+        }
+    }
+}
+
+/// What packets a target's hop distance was measured on: "SYN/ACKs", "ICMP errors", …
+pub fn stack_packets(kind: StackPacket) -> &'static str {
+    match kind {
+        StackPacket::SynAcks => "SYN/ACKs",
+        StackPacket::DscpReflectingRsts => "DSCP-reflecting RSTs",
+        StackPacket::IcmpErrors => "ICMP errors",
+    }
+}
+
+/// "no router on the way", "1 router on the way", "3 routers on the way".
+pub struct OnTheWay(pub u8);
+
+impl fmt::Display for OnTheWay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("no router on the way"),
+            1 => f.write_str("1 router on the way"),
+            n => write!(f, "{n} routers on the way"),
+        }
+    }
+}
+
+/// "1 hop closer", "2 hops closer".
+pub struct HopsCloser(pub u8);
+
+impl fmt::Display for HopsCloser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        write!(f, "{n} hop{} closer", if n == 1 { "" } else { "s" })
+    }
+}
+
+/// DSCP names as RFC 2474 / RFC 2597 / RFC 3246 give them: "CS0 (0)", "AF11", "EF".
+pub struct Dscp(pub u8);
+
+impl fmt::Display for Dscp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("CS0 (0)"),
+            46 => f.write_str("EF"),
+            d if d % 8 == 0 && d <= 56 => write!(f, "CS{}", d / 8),
+            d if d % 2 == 0 && (10..=38).contains(&d) && (1..=3).contains(&((d % 8) / 2)) => {
+                write!(f, "AF{}{}", d / 8, (d % 8) / 2)
+            }
+            d => write!(f, "DSCP {d}"),
+        }
+    }
+}
+
+/// A duration in nanoseconds: "1.0s", "250ms", "0.4ms".
+pub struct Secs(pub u64);
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0;
+        if nanos >= 1_000_000_000 {
+            write!(f, "{:.1}s", nanos as f64 / 1e9)
+        } else if nanos >= 10_000_000 {
+            write!(f, "{}ms", nanos / 1_000_000)
+        } else {
+            write!(f, "{:.1}ms", nanos as f64 / 1e6)
+        }
+    }
+}
+
+/// Run note: why a port that was not asked for was probed.
+pub fn calibration_probed(target: std::net::SocketAddr) -> String {
+    format!(
+        "{}: no RST among the scanned ports reflected the probe's DSCP, so port {} (not requested, expected closed) was probed to see how the host's own stack answers",
+        target.ip(),
+        target.port()
+    )
+}
+
+/// Run note: what the calibration probe's port answered, with its first fact.
+pub fn calibration_answered(v: &synack_core::verdict::PortVerdict) -> String {
+    let first = v
+        .evidence
+        .first()
+        .map(|e| format!(": {}", EvidenceWords(e)))
+        .unwrap_or_default();
+    format!(
+        "calibration probe {} answered {} ({}){first}",
+        v.target, v.state, v.reason
+    )
+}
+
+/// Run warning: the correlator's memory bound was reached.
+pub fn attempts_not_kept(not_kept: u64, limit: usize) -> String {
+    format!(
+        "{not_kept} connection attempts after the first {limit} were not kept (memory bound); their ports' verdicts use the attempts kept"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+    use synack_core::decode::IcmpKind;
+    use synack_core::verdict::TargetDistance;
+
+    fn said(e: Evidence) -> String {
+        EvidenceWords(&e).to_string()
+    }
+
+    #[test]
+    fn dscp_names() {
+        let names: Vec<String> = [0, 8, 10, 12, 14, 18, 34, 38, 46, 48, 56, 1, 11, 62]
+            .iter()
+            .map(|&d| Dscp(d).to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "CS0 (0)", "CS1", "AF11", "AF12", "AF13", "AF21", "AF41", "AF43", "EF", "CS6",
+                "CS7", "DSCP 1", "DSCP 11", "DSCP 62"
+            ]
+        );
+    }
+
+    #[test]
+    fn rst_distance_reads_nearer_same_or_farther() {
+        let target = TargetDistance {
+            hops: 1,
+            ttl: 63,
+            from: StackPacket::SynAcks,
+        };
+        assert_eq!(
+            said(Evidence::RstDistance { ttl: 64, target }),
+            "RST ttl 64 (no router on the way), target's SYN/ACKs arrive with ttl 63 (1 router on the way): sent 1 hop closer"
+        );
+        assert_eq!(
+            said(Evidence::RstDistance { ttl: 63, target }),
+            "RST ttl 63 matches the target's SYN/ACKs (1 router on the way)"
+        );
+        assert_eq!(
+            said(Evidence::RstDistance { ttl: 60, target }),
+            "RST ttl 60 is 3 hop(s) farther than the target's SYN/ACKs: asymmetric route or a different initial TTL"
+        );
+        let far = TargetDistance {
+            hops: 5,
+            ttl: 59,
+            from: StackPacket::IcmpErrors,
+        };
+        assert!(
+            said(Evidence::RstDistance {
+                ttl: 64,
+                target: far
+            })
+            .ends_with("sent 5 hops closer")
+        );
+    }
+
+    #[test]
+    fn icmp_and_silence() {
+        let kind = IcmpKind {
+            v6: false,
+            icmp_type: 3,
+            code: 13,
+        };
+        let from: IpAddr = "198.18.1.254".parse().unwrap();
+        assert_eq!(
+            said(Evidence::IcmpFromPath {
+                kind,
+                from,
+                ttl: 64
+            }),
+            "ICMP admin-prohibited from 198.18.1.254, not the target (ttl 64: no router on the way)"
+        );
+        assert_eq!(
+            said(Evidence::NoAnswer {
+                syns: 2,
+                span_ns: 1_000_000_000
+            }),
+            "2 SYNs over 1.0s, no answer"
+        );
+        assert_eq!(
+            said(Evidence::NoAnswer {
+                syns: 1,
+                span_ns: 400_000
+            }),
+            "1 SYN over 0.4ms, no answer"
+        );
+    }
+
+    #[test]
+    fn notes() {
+        assert_eq!(
+            NoteWords(&Note::AnswerNotCaptured { drops: 3 }).to_string(),
+            "the answer was not captured (3 packets dropped by the kernel); verdict from connect()"
+        );
+        assert!(
+            NoteWords(&Note::AnswerNotKept { limit: 1 << 20 })
+                .to_string()
+                .contains("1048576 attempts")
+        );
+    }
+}
