@@ -20,6 +20,7 @@ pub mod error;
 mod input;
 mod pcapng;
 pub mod read;
+mod record;
 pub mod write;
 
 pub use error::{CapfileError, CapfileErrorKind};

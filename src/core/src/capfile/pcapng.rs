@@ -8,7 +8,7 @@
 
 use super::error::CapfileErrorKind;
 use super::input::Input;
-use super::read::{Failure, Record, SkipLog};
+use super::record::{Failure, Record, SkipLog};
 use super::{Endian, MAX_BLOCK_LEN, MAX_CAPLEN};
 use crate::frame::{LinkType, Timestamp};
 
