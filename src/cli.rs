@@ -237,7 +237,6 @@ fn run_scan(args: ScanArgs) -> i32 {
         grace: args.grace,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt(stop.clone());
     let mut hooks = CliHooks {
         show_progress: io::stderr().is_terminal(),
         progress_shown: false,
@@ -246,7 +245,12 @@ fn run_scan(args: ScanArgs) -> i32 {
         unicode: terminal_style(&args.output).0,
         first_ts: None,
     };
-    let result = live::scan(&targets, &opts, stop.clone(), &mut hooks);
+    // Captures and -w file opened, then privileges dropped while no thread exists yet.
+    let result = live::prepare(&targets, &opts).and_then(|scan| {
+        scan.drop_privileges()?;
+        install_interrupt(stop.clone());
+        scan.run(stop.clone(), &mut hooks)
+    });
     if hooks.progress_shown {
         eprint!("\r\x1b[K");
     }

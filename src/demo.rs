@@ -8,7 +8,8 @@ use synack_lab::{Lab, STANDARD_PORTS};
 
 /// Runs the demo; returns the exit code.
 pub fn run(extra_args: &[String]) -> i32 {
-    if !running_as_root() {
+    // The lab needs more than packet capture (namespaces, firewall rules): root itself.
+    if !synack::privilege::Privileges::current().root {
         eprintln!(
             "synack demo builds network namespaces and firewall rules, which needs root.\n\
              Without root, here is the replay of a capture of the same lab, bundled in synack\n\
@@ -52,11 +53,6 @@ fn replay_bundled(extra_args: &[String]) -> i32 {
         no_color: extra_args.iter().any(|a| a == "--no-color"),
     };
     crate::cli::emit(&report, &output)
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 fn demo(extra_args: &[String]) -> io::Result<i32> {

@@ -9,29 +9,21 @@
 
 use std::net::IpAddr;
 
-/// One classic BPF instruction (struct sock_filter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Insn {
-    pub code: u16,
-    pub jt: u8,
-    pub jf: u8,
-    pub k: u32,
-}
+use libc::{SKF_AD_OFF, SKF_AD_PKTTYPE, SKF_AD_PROTOCOL, SKF_NET_OFF};
 
-const BPF_LD: u16 = 0x00;
-const BPF_W: u16 = 0x00;
-const BPF_B: u16 = 0x10;
-const BPF_ABS: u16 = 0x20;
-const BPF_JMP: u16 = 0x05;
-const BPF_JEQ: u16 = 0x10;
-const BPF_K: u16 = 0x00;
-const BPF_RET: u16 = 0x06;
+/// One classic BPF instruction: libc's `struct sock_filter`, so the program goes to
+/// SO_ATTACH_FILTER as built.
+pub type Insn = libc::sock_filter;
 
-const SKF_AD_OFF: i32 = -0x1000;
-const SKF_AD_PROTOCOL: i32 = 0;
-const SKF_AD_PKTTYPE: i32 = 4;
-const SKF_NET_OFF: i32 = -0x100000;
-const PACKET_OUTGOING: u32 = 4;
+// Opcodes from libc's linux/bpf_common.h constants (declared there as u32; the `code`
+// field of sock_filter is 16 bits wide).
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const LD_B_ABS: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+/// The packet type of a packet this host sends (linux/if_packet.h).
+const PACKET_OUTGOING: u32 = libc::PACKET_OUTGOING as u32;
 
 /// Snap length: whole packets (the kernel caps at the frame size anyway).
 const ACCEPT: u32 = 0x40000;
@@ -65,10 +57,10 @@ enum Op {
 }
 
 fn ld_abs_b(off: i32) -> Op {
-    Op::Ld(BPF_LD | BPF_B | BPF_ABS, off)
+    Op::Ld(LD_B_ABS, off)
 }
 fn ld_abs_w(off: i32) -> Op {
-    Op::Ld(BPF_LD | BPF_W | BPF_ABS, off)
+    Op::Ld(LD_W_ABS, off)
 }
 
 /// Builds the filter for one interface.
@@ -167,7 +159,7 @@ fn assemble(ops: &[Op]) -> Vec<Insn> {
         let insn = match *op {
             Op::Mark(_) => continue,
             Op::Ret(k) => Insn {
-                code: BPF_RET | BPF_K,
+                code: RET_K,
                 jt: 0,
                 jf: 0,
                 k,
@@ -187,7 +179,7 @@ fn assemble(ops: &[Op]) -> Vec<Insn> {
                     }
                 };
                 Insn {
-                    code: BPF_JMP | BPF_JEQ | BPF_K,
+                    code: JEQ_K,
                     jt: rel(t),
                     jf: rel(f),
                     k,
@@ -209,8 +201,8 @@ pub fn run(prog: &[Insn], pkt: &[u8], net: usize, proto: u16, pkttype: u32) -> u
         let insn = prog[pc];
         pc += 1;
         match insn.code {
-            c if c == BPF_RET | BPF_K => return insn.k,
-            c if c & 0x07 == BPF_LD => {
+            RET_K => return insn.k,
+            LD_W_ABS | LD_B_ABS => {
                 let k = insn.k as i32;
                 a = if k == SKF_AD_OFF + SKF_AD_PROTOCOL {
                     proto as u32
@@ -218,7 +210,7 @@ pub fn run(prog: &[Insn], pkt: &[u8], net: usize, proto: u16, pkttype: u32) -> u
                     pkttype
                 } else {
                     let off = net + (k - SKF_NET_OFF) as usize;
-                    let size = if c & 0x18 == BPF_B { 1 } else { 4 };
+                    let size = if insn.code == LD_B_ABS { 1 } else { 4 };
                     match pkt.get(off..off + size) {
                         Some(b) if size == 1 => b[0] as u32,
                         Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
@@ -226,7 +218,7 @@ pub fn run(prog: &[Insn], pkt: &[u8], net: usize, proto: u16, pkttype: u32) -> u
                     }
                 };
             }
-            c if c == BPF_JMP | BPF_JEQ | BPF_K => {
+            JEQ_K => {
                 pc += if a == insn.k { insn.jt } else { insn.jf } as usize;
             }
             _ => panic!("unexpected opcode {:#x}", insn.code),
@@ -315,11 +307,11 @@ mod tests {
             .collect();
         let prog = program(true, &targets);
         for (i, insn) in prog.iter().enumerate() {
-            if insn.code == BPF_JMP | BPF_JEQ | BPF_K {
+            if insn.code == JEQ_K {
                 assert!(i + 1 + (insn.jt as usize) < prog.len());
                 assert!(i + 1 + (insn.jf as usize) < prog.len());
             }
         }
-        assert_eq!(prog.last().unwrap().code, BPF_RET | BPF_K);
+        assert_eq!(prog.last().unwrap().code, RET_K);
     }
 }

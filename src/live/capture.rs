@@ -1,9 +1,9 @@
 //! The capture: pnet's datalink channel over an AF_PACKET socket synack opens itself, so
 //! it can attach the BPF program before binding and read PACKET_STATISTICS after.
 //!
-//! The socket is bound (and so capturing) when [`Capture::open`] returns: the caller
-//! starts probing only after that. Frames are decoded on the capture thread and sent to
-//! the correlator in batches.
+//! The socket is bound (and so capturing) when [`OpenCapture::open`] returns: the caller
+//! starts probing only after that. [`OpenCapture::start`] starts the capture thread, which
+//! decodes the frames and sends them to the correlator in batches.
 
 use std::io;
 use std::net::IpAddr;
@@ -69,15 +69,19 @@ pub fn link_type_of(iface: &NetworkInterface) -> io::Result<LinkType> {
     }
 }
 
-impl Capture {
-    /// Opens and binds the capture socket on `iface`, then starts the thread.
-    pub fn open(
-        iface: &NetworkInterface,
-        targets: &[IpAddr],
-        tx: Sender<Batch>,
-        stop: Arc<AtomicBool>,
-        writer: Option<SharedWriter>,
-    ) -> io::Result<Capture> {
+/// A capture socket that is open, filtered and bound (so packets queue up for it) but not
+/// read yet: the scan opens its captures while it still has the privilege to, drops
+/// privileges, and only then starts reading (and parsing) packets.
+pub struct OpenCapture {
+    pub interface: String,
+    pub link: LinkType,
+    fd: RawFd,
+    rx: Box<dyn pnet_datalink::DataLinkReceiver>,
+}
+
+impl OpenCapture {
+    /// Opens and binds the capture socket on `iface`, with the filter for `targets`.
+    pub fn open(iface: &NetworkInterface, targets: &[IpAddr]) -> io::Result<OpenCapture> {
         let link = link_type_of(iface)?;
         let fd = sys::packet_socket()?;
         let prog = bpf::program(iface.is_loopback(), targets);
@@ -103,17 +107,39 @@ impl Capture {
         };
         // Counters start now: reading them resets them.
         let _ = sys::packet_stats(fd);
-        let name = iface.name.clone();
+        Ok(OpenCapture {
+            interface: iface.name.clone(),
+            link,
+            fd,
+            rx,
+        })
+    }
+
+    /// Starts the thread that reads, decodes and batches the frames.
+    pub fn start(
+        self,
+        tx: Sender<Batch>,
+        stop: Arc<AtomicBool>,
+        writer: Option<SharedWriter>,
+    ) -> io::Result<Capture> {
+        let OpenCapture {
+            interface,
+            link,
+            fd,
+            rx,
+        } = self;
         let thread = std::thread::Builder::new()
-            .name(format!("capture-{name}"))
+            .name(format!("capture-{interface}"))
             .spawn(move || capture_loop(rx, link, fd, tx, stop, writer))?;
         Ok(Capture {
-            interface: iface.name.clone(),
+            interface,
             link,
             thread: Some(thread),
         })
     }
+}
 
+impl Capture {
     /// Waits for the thread (after the stop flag was set) and returns its counters.
     pub fn join(mut self) -> CaptureStats {
         self.thread

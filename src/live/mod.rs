@@ -4,6 +4,9 @@
 //!
 //! Order matters: the capture sockets are bound (so capturing) before the first SYN, and
 //! keep reading for a grace period after the last attempt ends so late answers count.
+//! [`prepare`] opens them (and the `-w` file) while the process has the privilege to;
+//! the caller may then drop privileges ([`Prepared::drop_privileges`]) before
+//! [`Prepared::run`] starts any thread or parses a packet.
 
 pub mod bpf;
 pub mod capture;
@@ -23,8 +26,9 @@ use crossbeam_channel::{select, unbounded};
 use pnet_datalink::NetworkInterface;
 use rustc_hash::FxHashMap;
 
+use crate::privilege::Privileges;
 use crate::report::ScanReport;
-use capture::{Capture, SharedWriter};
+use capture::{Capture, OpenCapture, SharedWriter};
 use prober::{ProbeConfig, ProbeEvent};
 use synack_core::capfile::PcapWriter;
 use synack_core::exchange::Tracker;
@@ -62,6 +66,8 @@ pub enum ScanError {
     /// Interfaces with different link types cannot share one pcap file.
     MixedLinkTypes(PathBuf),
     Probe(io::Error),
+    /// Privileges could not be dropped after the captures were opened.
+    Privilege(crate::privilege::PrivilegeError),
 }
 
 impl fmt::Display for ScanError {
@@ -81,6 +87,7 @@ impl fmt::Display for ScanError {
                 p.display()
             ),
             ScanError::Probe(e) => write!(f, "connect() prober failed: {e}"),
+            ScanError::Privilege(e) => write!(f, "cannot drop privileges: {e}"),
         }
     }
 }
@@ -139,7 +146,7 @@ fn prober_threads(attempts: usize) -> usize {
 /// Starts the probers for `cfg`, each with every n-th (port, target) pair, its share of
 /// the window, the rate and the file descriptors. They report on one channel, which closes when the
 /// last one ends.
-fn spawn_prober(
+fn start_probers(
     cfg: ProbeConfig,
     stop: Arc<AtomicBool>,
 ) -> Result<(ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
@@ -251,13 +258,32 @@ fn permission_denied(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-/// Runs a live scan. `stop` (Ctrl-C) ends it early with the results found so far.
+/// Runs a live scan without dropping privileges: [`prepare`] then [`Prepared::run`].
+/// `stop` (Ctrl-C) ends it early with the results found so far.
 pub fn scan(
     targets: &[Target],
     opts: &ScanOptions,
     stop: Arc<AtomicBool>,
     hooks: &mut dyn ScanHooks,
 ) -> Result<ScanReport, ScanError> {
+    prepare(targets, opts)?.run(stop, hooks)
+}
+
+/// A scan whose captures are open and bound (and `-w` file created) but not read yet,
+/// and which has started no thread: the moment to drop privileges
+/// ([`Prepared::drop_privileges`]), before the first packet is parsed.
+pub struct Prepared {
+    began: Instant,
+    addrs: Vec<IpAddr>,
+    opts: ScanOptions,
+    report: ScanReport,
+    captures: Vec<OpenCapture>,
+    writer: Option<SharedWriter>,
+}
+
+/// The first, privileged part of a scan: the route to each target, then the capture
+/// sockets on those interfaces and the `-w` file.
+pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanError> {
     let began = Instant::now();
     let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
     let mut report = ScanReport {
@@ -267,11 +293,26 @@ pub fn scan(
             .collect(),
         ..ScanReport::default()
     };
+    let by_iface = route_targets(&addrs)?;
+    let (captures, writer) = open_captures(&by_iface, opts, &mut report)?;
+    report.captured = !captures.is_empty();
+    Ok(Prepared {
+        began,
+        addrs,
+        opts: opts.clone(),
+        report,
+        captures,
+        writer,
+    })
+}
 
-    // Interfaces towards the targets.
+/// Interfaces towards the targets, by name, each with the targets it leads to.
+type Routes = BTreeMap<String, (NetworkInterface, Vec<IpAddr>)>;
+
+fn route_targets(addrs: &[IpAddr]) -> Result<Routes, ScanError> {
     let ifaces = pnet_datalink::interfaces();
-    let mut by_iface: BTreeMap<String, (NetworkInterface, Vec<IpAddr>)> = BTreeMap::new();
-    for &ip in &addrs {
+    let mut by_iface: Routes = BTreeMap::new();
+    for &ip in addrs {
         let iface = route_interface(ip, &ifaces).map_err(|e| ScanError::Route(ip, e))?;
         by_iface
             .entry(iface.name.clone())
@@ -279,65 +320,179 @@ pub fn scan(
             .1
             .push(ip);
     }
+    Ok(by_iface)
+}
 
-    // Captures first: bound before the first SYN.
-    let capture_stop = Arc::new(AtomicBool::new(false));
-    let (cap_tx, cap_rx) = unbounded::<capture::Batch>();
-    let mut captures: Vec<Capture> = Vec::new();
+/// Opens the `-w` file and a capture socket per interface, bound before the first SYN.
+/// Without the privilege to capture, the scan goes on from connect() alone (with a
+/// warning), unless `-w` asked for the packets.
+fn open_captures(
+    by_iface: &Routes,
+    opts: &ScanOptions,
+    report: &mut ScanReport,
+) -> Result<(Vec<OpenCapture>, Option<SharedWriter>), ScanError> {
+    let mut captures: Vec<OpenCapture> = Vec::new();
     let mut writer: Option<SharedWriter> = None;
-    if opts.capture {
-        if let Some(path) = &opts.write {
-            let links: HashSet<_> = by_iface
-                .values()
-                .filter_map(|(i, _)| capture::link_type_of(i).ok())
-                .collect();
-            if links.len() > 1 {
-                return Err(ScanError::MixedLinkTypes(path.clone()));
-            }
-            if let Some(link) = links.into_iter().next() {
-                let w = PcapWriter::create(path, link, 65535)
-                    .map_err(|e| ScanError::WriteFile(path.clone(), e))?;
-                writer = Some(Arc::new(Mutex::new(w)));
-            }
+    if !opts.capture {
+        return Ok((captures, writer));
+    }
+    if !Privileges::current().can_capture() {
+        without_capture(opts, report)?;
+        return Ok((captures, writer));
+    }
+    if let Some(path) = &opts.write {
+        let links: HashSet<_> = by_iface
+            .values()
+            .filter_map(|(i, _)| capture::link_type_of(i).ok())
+            .collect();
+        if links.len() > 1 {
+            return Err(ScanError::MixedLinkTypes(path.clone()));
         }
-        for (name, (iface, ips)) in &by_iface {
-            match Capture::open(
-                iface,
-                ips,
-                cap_tx.clone(),
-                capture_stop.clone(),
-                writer.clone(),
-            ) {
-                Ok(c) => captures.push(c),
-                Err(e) if permission_denied(&e) && captures.is_empty() => {
-                    if let Some(path) = &opts.write {
-                        let _ = std::fs::remove_file(path);
-                        return Err(ScanError::WriteNeedsCapture(path.clone()));
-                    }
-                    report.warnings.push(
-                        "no packet capture (needs root or CAP_NET_RAW): verdicts come from connect() alone and traces are not observed; run as root, or `sudo setcap cap_net_raw+ep $(which synack)`".to_string(),
-                    );
-                    break;
+        if let Some(link) = links.into_iter().next() {
+            let w = PcapWriter::create(path, link, 65535)
+                .map_err(|e| ScanError::WriteFile(path.clone(), e))?;
+            writer = Some(Arc::new(Mutex::new(w)));
+        }
+    }
+    for (name, (iface, ips)) in by_iface {
+        match OpenCapture::open(iface, ips) {
+            Ok(c) => captures.push(c),
+            // Root without CAP_NET_RAW (a container, say): as without privileges.
+            Err(e) if permission_denied(&e) && captures.is_empty() => {
+                if let Some(path) = &opts.write {
+                    let _ = std::fs::remove_file(path);
                 }
-                Err(e) => {
-                    capture_stop.store(true, Ordering::Release);
-                    return Err(ScanError::Capture(name.clone(), e));
-                }
+                without_capture(opts, report)?;
+                break;
+            }
+            Err(e) => return Err(ScanError::Capture(name.clone(), e)),
+        }
+    }
+    Ok((captures, writer))
+}
+
+/// No capture although one was asked for: an error with `-w`, else a warning.
+fn without_capture(opts: &ScanOptions, report: &mut ScanReport) -> Result<(), ScanError> {
+    if let Some(path) = &opts.write {
+        return Err(ScanError::WriteNeedsCapture(path.clone()));
+    }
+    report.warnings.push(
+        "no packet capture (needs root or CAP_NET_RAW): verdicts come from connect() alone and traces are not observed; run as root, or `sudo setcap cap_net_raw+ep $(which synack)`".to_string(),
+    );
+    Ok(())
+}
+
+/// What the correlator works with while the scan runs.
+struct Running<'a> {
+    addrs: &'a [IpAddr],
+    opts: &'a ScanOptions,
+    began: Instant,
+    /// Ctrl-C.
+    stop: &'a Arc<AtomicBool>,
+    /// Tells the capture threads to drain their queues and end.
+    capture_stop: &'a Arc<AtomicBool>,
+}
+
+/// What the correlator gathered: the attempts seen on the wire and the connect() records.
+struct Correlated {
+    tracker: Tracker,
+    facts: LiveFacts,
+    records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
+}
+
+impl Prepared {
+    /// Drops every privilege ([`crate::privilege::drop_privileges`]); the caller must not
+    /// have started a thread. On failure the `-w` file is removed and the scan must stop.
+    pub fn drop_privileges(&self) -> Result<(), ScanError> {
+        crate::privilege::drop_privileges().map_err(|e| {
+            if let (Some(path), Some(_)) = (&self.opts.write, &self.writer) {
+                let _ = std::fs::remove_file(path);
+            }
+            ScanError::Privilege(e)
+        })
+    }
+
+    /// The rest of the scan: the capture threads start reading, the probers send, the
+    /// correlator (this thread) follows both until the grace period ends, the captures
+    /// stop, and the attempts are judged.
+    pub fn run(
+        self,
+        stop: Arc<AtomicBool>,
+        hooks: &mut dyn ScanHooks,
+    ) -> Result<ScanReport, ScanError> {
+        let Prepared {
+            began,
+            addrs,
+            opts,
+            mut report,
+            captures,
+            writer,
+        } = self;
+        let capture_stop = Arc::new(AtomicBool::new(false));
+        let (cap_tx, cap_rx) = unbounded::<capture::Batch>();
+        let captures = start_captures(captures, &cap_tx, &capture_stop, &writer)?;
+        drop(cap_tx);
+        let mut cfg = opts.probe.clone();
+        cfg.targets = addrs.clone();
+        let probers = start_probers(cfg, stop.clone()).inspect_err(|_| {
+            capture_stop.store(true, Ordering::Release);
+        })?;
+        let running = Running {
+            addrs: &addrs,
+            opts: &opts,
+            began,
+            stop: &stop,
+            capture_stop: &capture_stop,
+        };
+        let Correlated {
+            tracker,
+            facts,
+            records,
+        } = correlate(&running, probers, cap_rx, &mut report, hooks)?;
+        stop_captures(captures, writer, &mut report);
+        finish(report, facts, records, tracker, &stop, began)
+    }
+}
+
+fn start_captures(
+    open: Vec<OpenCapture>,
+    tx: &crossbeam_channel::Sender<capture::Batch>,
+    capture_stop: &Arc<AtomicBool>,
+    writer: &Option<SharedWriter>,
+) -> Result<Vec<Capture>, ScanError> {
+    let mut captures = Vec::with_capacity(open.len());
+    for c in open {
+        let name = c.interface.clone();
+        match c.start(tx.clone(), capture_stop.clone(), writer.clone()) {
+            Ok(c) => captures.push(c),
+            Err(e) => {
+                capture_stop.store(true, Ordering::Release);
+                return Err(ScanError::Capture(name, e));
             }
         }
     }
-    drop(cap_tx);
-    report.captured = !captures.is_empty();
+    Ok(captures)
+}
 
-    // The prober.
-    let mut cfg = opts.probe.clone();
-    cfg.targets = addrs.clone();
-    let (mut prober, ev_rx) = spawn_prober(cfg, stop.clone()).inspect_err(|_| {
-        capture_stop.store(true, Ordering::Release);
-    })?;
+/// The correlator's phase loop: feeds captured observations to the tracker and prober
+/// events to the records until the probers are done (with a calibration round if a
+/// baseline is missing) and the grace period has run out.
+fn correlate(
+    running: &Running<'_>,
+    probers: (ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>),
+    cap_rx: crossbeam_channel::Receiver<capture::Batch>,
+    report: &mut ScanReport,
+    hooks: &mut dyn ScanHooks,
+) -> Result<Correlated, ScanError> {
+    let Running {
+        addrs,
+        opts,
+        began,
+        stop,
+        capture_stop,
+    } = *running;
+    let (mut prober, ev_rx) = probers;
     let mut ev_rx = Some(ev_rx);
-
-    // The correlator.
     let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
     let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
     let mut tracker = Tracker::with_capacity(progress_total(addrs.len(), opts.probe.ports.len()));
@@ -376,7 +531,7 @@ pub fn scan(
                     {
                         continue;
                     }
-                    handle_event(ev, &mut records, &mut facts, &mut progress, &mut report)
+                    handle_event(ev, &mut records, &mut facts, &mut progress, report)
                 },
                 Err(_) => {
                     ev_rx = None;
@@ -404,7 +559,7 @@ pub fn scan(
             // The answers to the last SYNs are correlated by now: is a baseline missing?
             Phase::Settling(since) if since.elapsed() >= SETTLE => {
                 calibrated = true;
-                let cal = calibration_probes(&tracker, &addrs, &opts.probe);
+                let cal = calibration_probes(&tracker, addrs, &opts.probe);
                 if cal.is_empty() || stop.load(Ordering::Relaxed) {
                     phase = Phase::Grace(since);
                 } else {
@@ -412,7 +567,7 @@ pub fn scan(
                     cfg.targets = cal.iter().map(|c| c.ip()).collect();
                     cfg.ports = vec![cal[0].port()];
                     facts.calibration = cal;
-                    let (handle, rx) = spawn_prober(cfg, stop.clone()).inspect_err(|_| {
+                    let (handle, rx) = start_probers(cfg, stop.clone()).inspect_err(|_| {
                         capture_stop.store(true, Ordering::Release);
                     })?;
                     prober = handle;
@@ -436,6 +591,16 @@ pub fn scan(
             last_progress = Instant::now();
         }
     }
+    Ok(Correlated {
+        tracker,
+        facts,
+        records,
+    })
+}
+
+/// Waits for the capture threads (already told to stop), adds up their drops and closes
+/// the `-w` file.
+fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, report: &mut ScanReport) {
     for c in captures {
         let name = c.interface.clone();
         let st = c.join();
@@ -454,12 +619,6 @@ pub fn scan(
     {
         report.warnings.push(format!("capture file: {e}"));
     }
-    facts.capture_drops = report.capture_drops;
-    facts.probes = records;
-    report.interrupted = stop.load(Ordering::Relaxed);
-    crate::finish::finish(&mut report, tracker, Some(facts));
-    report.elapsed = began.elapsed();
-    Ok(report)
 }
 
 fn handle_event(
@@ -496,4 +655,21 @@ fn handle_event(
 /// Attempts a scan makes at least: one per port and target.
 fn progress_total(targets: usize, ports: usize) -> usize {
     targets.saturating_mul(ports)
+}
+
+/// Completes the report through the end of run shared with replay (`crate::finish`).
+fn finish(
+    mut report: ScanReport,
+    mut facts: LiveFacts,
+    records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
+    tracker: Tracker,
+    stop: &AtomicBool,
+    began: Instant,
+) -> Result<ScanReport, ScanError> {
+    facts.capture_drops = report.capture_drops;
+    facts.probes = records;
+    report.interrupted = stop.load(Ordering::Relaxed);
+    crate::finish::finish(&mut report, tracker, Some(facts));
+    report.elapsed = began.elapsed();
+    Ok(report)
 }

@@ -278,19 +278,14 @@ pub fn packet_socket() -> io::Result<RawFd> {
     cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })
 }
 
+/// SO_ATTACH_FILTER: the classic BPF program runs on every packet before it is queued.
 pub fn attach_filter(fd: RawFd, prog: &[Insn]) -> io::Result<()> {
-    let filters: Vec<libc::sock_filter> = prog
-        .iter()
-        .map(|i| libc::sock_filter {
-            code: i.code,
-            jt: i.jt,
-            jf: i.jf,
-            k: i.k,
-        })
-        .collect();
+    let len = u16::try_from(prog.len())
+        .map_err(|_| io::Error::other("BPF program longer than 65,535 instructions"))?;
     let fprog = libc::sock_fprog {
-        len: filters.len() as u16,
-        filter: filters.as_ptr() as *mut libc::sock_filter,
+        len,
+        // The kernel copies the program and never writes through this pointer.
+        filter: prog.as_ptr().cast_mut(),
     };
     setsockopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &fprog)
 }
@@ -321,11 +316,6 @@ pub fn packet_stats(fd: RawFd) -> io::Result<(u64, u64)> {
         )
     })?;
     Ok((st.tp_packets as u64, st.tp_drops as u64))
-}
-
-pub fn is_root_or_net_raw() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Whether `addr` is one of this host's addresses (then traffic to it goes over `lo`).
