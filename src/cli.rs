@@ -190,7 +190,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Scan(args) => run_scan(args),
         Command::Replay(args) => run_replay(args),
-        Command::Demo { scan_args } => crate::demo::run(&scan_args),
+        Command::Demo { scan_args } => run_demo(scan_args),
         Command::Lab { tag } => match synack_lab::serve(&tag) {
             Ok(()) => 0,
             Err(e) => {
@@ -198,6 +198,46 @@ pub fn main() -> i32 {
                 1
             }
         },
+    }
+}
+
+/// `synack demo [SCAN OPTIONS]`: the options are checked as `synack scan` would check
+/// them (exit 2 naming a bad one) before any lab is built. Without options of its own,
+/// the demo shows the teaching views (--ladder --explain).
+fn run_demo(scan_args: Vec<String>) -> i32 {
+    let teaching = scan_args.is_empty();
+    let as_scan = ["synack", "scan", "198.18.2.1"]
+        .into_iter()
+        .map(String::from)
+        .chain(scan_args.iter().cloned());
+    let mut output = match Cli::try_parse_from(as_scan) {
+        Ok(Cli {
+            command: Command::Scan(args),
+        }) => args.output,
+        Ok(_) => unreachable!("parsed as the scan subcommand"),
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if teaching {
+        output.ladder = true;
+        output.explain = true;
+    }
+    match crate::demo::plan() {
+        Ok(crate::demo::Plan::Lab) => {
+            let mut args = scan_args;
+            if teaching {
+                args = vec!["--ladder".into(), "--explain".into()];
+            }
+            crate::demo::run_lab(&args)
+        }
+        Ok(crate::demo::Plan::Bundled(report)) => emit(&report, &output),
+        Err(e) => {
+            eprintln!("synack demo: {e}");
+            1
+        }
     }
 }
 
@@ -350,7 +390,7 @@ fn style_for(tty: bool, var: impl Fn(&str) -> Option<String>, out: &OutputArgs) 
 }
 
 /// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
-pub fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
+fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     for w in &report.warnings {
         eprintln!("synack: warning: {w}");
     }

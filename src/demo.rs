@@ -6,18 +6,37 @@ use std::io;
 
 use synack_lab::{Lab, STANDARD_PORTS};
 
-/// Runs the demo; returns the exit code.
-pub fn run(extra_args: &[String]) -> i32 {
-    // The lab needs more than packet capture (namespaces, firewall rules): root itself.
-    if !synack::privilege::Privileges::current().root {
-        eprintln!(
-            "synack demo builds network namespaces and firewall rules, which needs root.\n\
-             Without root, here is the replay of a capture of the same lab, bundled in synack\n\
-             (the file is capture-fixtures/{BUNDLED_NAME} in the source tree):\n"
-        );
-        return replay_bundled(extra_args);
+/// What `synack demo` can show on this machine.
+pub enum Plan {
+    /// Root: build the lab and scan it.
+    Lab,
+    /// No root: replay the bundled capture of the same lab.
+    Bundled(synack::report::ScanReport),
+}
+
+/// Decides what the demo shows: a live lab needs root itself (namespaces, firewall
+/// rules), not only packet capture. Without it, says so on stderr and replays the bundled
+/// capture.
+pub fn plan() -> Result<Plan, synack_core::capfile::CapfileError> {
+    if synack::privilege::Privileges::current().root {
+        return Ok(Plan::Lab);
     }
-    match demo(extra_args) {
+    eprintln!(
+        "synack demo builds network namespaces and firewall rules, which needs root.\n\
+         Without root, here is the replay of a capture of the same lab, bundled in synack\n\
+         (the file is capture-fixtures/{BUNDLED_NAME} in the source tree):\n"
+    );
+    let reader = synack_core::capfile::CaptureReader::from_reader(
+        Box::new(io::Cursor::new(BUNDLED)),
+        BUNDLED_NAME.to_string(),
+    )?;
+    Ok(Plan::Bundled(synack::replay::replay(vec![reader])))
+}
+
+/// Builds the lab, runs `synack scan SCAN_ARGS` in its scanner namespace (the arguments
+/// were validated by the command line already), removes the lab; returns the exit code.
+pub fn run_lab(scan_args: &[String]) -> i32 {
+    match demo(scan_args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("synack demo: {e}");
@@ -31,31 +50,7 @@ pub fn run(extra_args: &[String]) -> i32 {
 const BUNDLED: &[u8] = include_bytes!("../capture-fixtures/veth-v4-standard.pcap");
 const BUNDLED_NAME: &str = "veth-v4-standard.pcap";
 
-fn replay_bundled(extra_args: &[String]) -> i32 {
-    let reader = match synack_core::capfile::CaptureReader::from_reader(
-        Box::new(io::Cursor::new(BUNDLED)),
-        BUNDLED_NAME.to_string(),
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("synack demo: {e}");
-            return 1;
-        }
-    };
-    let report = synack::replay::replay(vec![reader]);
-    let json = extra_args.iter().any(|a| a == "--json");
-    let output = crate::cli::OutputArgs {
-        json,
-        show_all: false,
-        ascii: extra_args.iter().any(|a| a == "--ascii"),
-        ladder: !json,
-        explain: !json,
-        no_color: extra_args.iter().any(|a| a == "--no-color"),
-    };
-    crate::cli::emit(&report, &output)
-}
-
-fn demo(extra_args: &[String]) -> io::Result<i32> {
+fn demo(scan_args: &[String]) -> io::Result<i32> {
     // Ctrl-C reaches the scan (same process group), which prints what it found; this
     // process must outlive it to remove the lab. So SIGINT and SIGTERM stay blocked here
     // (pending, not lost); the scan inherits the mask and takes them with sigwait.
@@ -86,13 +81,7 @@ fn demo(extra_args: &[String]) -> io::Result<i32> {
             "-p",
             &ports.join(","),
         ])
-        // Without options of its own, the demo shows the teaching views.
-        .args(if extra_args.is_empty() {
-            &["--ladder", "--explain"][..]
-        } else {
-            &[][..]
-        })
-        .args(extra_args)
+        .args(scan_args)
         .status()?;
     drop(lab);
     eprintln!("synack demo: lab removed");

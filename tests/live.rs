@@ -505,6 +505,38 @@ fn demo_without_root_replays_the_bundled_capture() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Regression: the bundled demo re-parsed --json/--ascii/--no-color by hand and dropped
+/// --all; now its options go through the scan's own parser.
+#[test]
+fn demo_options_are_the_scan_options() {
+    if !lab::root_or_skip("demo_options_are_the_scan_options") {
+        return;
+    }
+    let (dir, bin) = runnable_by_anyone("demo-opts");
+    let out = std::process::Command::new("setpriv")
+        .args(AS_NOBODY)
+        .arg(&bin)
+        .args(["demo", "--json", "--all"])
+        .output()
+        .expect("setpriv");
+    let scan = parse(&out);
+    assert_eq!(scan.ports.len(), 12, "{:?}", scan.ports.keys());
+    assert_eq!(scan.summary["ports"], 12);
+    // A bad option is refused before any lab is built, naming it (as root: the lab path).
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--max-rate", "0"])
+        .output()
+        .expect("run synack");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'0'") && stderr.contains("--max-rate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("building the lab"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn lone_firewall_reset_port_is_calibrated_against_a_closed_port() {
     if !lab::root_or_skip("lone_firewall_reset_port_is_calibrated_against_a_closed_port") {
