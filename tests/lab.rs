@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use synack_lab::{
-    self as lab, ConnectOutcome, Family, Lab, LoopbackLab, STANDARD_PORTS, TARGET_V4, TARGET_V6,
+    self as lab, ConnectResult, Family, Lab, LoopbackLab, STANDARD_PORTS, TARGET_V4, TARGET_V6,
 };
 
 /// Long enough for any answer on a veth (microseconds), short enough to keep the suite fast.
@@ -17,15 +17,15 @@ const SHORT: Duration = Duration::from_millis(300);
 /// IPv6 connects learn of ICMP errors only from the retransmission's.
 const ONE_RETRANSMISSION: Duration = Duration::from_millis(2500);
 
-fn connect(addr: SocketAddr, timeout: Duration) -> ConnectOutcome {
+fn connect(addr: SocketAddr, timeout: Duration) -> ConnectResult {
     match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(_) => ConnectOutcome::Connected,
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => ConnectOutcome::TimedOut,
-        Err(e) => ConnectOutcome::Errno(e.raw_os_error().unwrap_or(-1)),
+        Ok(_) => ConnectResult::Connected,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => ConnectResult::TimedOut,
+        Err(e) => ConnectResult::Errno(e.raw_os_error().unwrap_or(-1)),
     }
 }
 
-fn connect_from(ns: &str, addr: SocketAddr, timeout: Duration) -> ConnectOutcome {
+fn connect_from(ns: &str, addr: SocketAddr, timeout: Duration) -> ConnectResult {
     lab::in_namespace(ns, || connect(addr, timeout)).unwrap()
 }
 
@@ -50,13 +50,13 @@ fn scanner_reaches_target_both_families() {
     let v6 = SocketAddr::from((TARGET_V6, 22));
     assert_eq!(
         connect_from(&lab.scanner, v4, SHORT),
-        ConnectOutcome::Connected
+        ConnectResult::Connected
     );
     assert_eq!(
         connect_from(&lab.scanner, v6, SHORT),
-        ConnectOutcome::Connected
+        ConnectResult::Connected
     );
-    let refused = ConnectOutcome::Errno(libc::ECONNREFUSED);
+    let refused = ConnectResult::Errno(libc::ECONNREFUSED);
     assert_eq!(
         connect_from(&lab.scanner, Family::V4.target_port(81), SHORT),
         refused
@@ -67,7 +67,7 @@ fn scanner_reaches_target_both_families() {
     );
     let started = Instant::now();
     let dropped = connect_from(&lab.scanner, Family::V4.target_port(82), SHORT);
-    assert_eq!(dropped, ConnectOutcome::TimedOut);
+    assert_eq!(dropped, ConnectResult::TimedOut);
     assert!(started.elapsed() < SHORT * 3, "{:?}", started.elapsed());
 }
 
@@ -85,7 +85,7 @@ fn standard_ports_answer_connect_as_documented() {
         for case in STANDARD_PORTS {
             for family in Family::BOTH {
                 let timeout = match case.connect(family) {
-                    ConnectOutcome::TimedOut => SHORT,
+                    ConnectResult::TimedOut => SHORT,
                     _ => ONE_RETRANSMISSION,
                 };
                 let scanner = &lab.scanner;
@@ -139,11 +139,11 @@ fn topology_routes_through_the_router_without_rules() {
     let v6 = lab.listen(&target, (TARGET_V6, 0).into()).unwrap();
     assert_eq!(
         connect_from(&lab.scanner, v4, SHORT),
-        ConnectOutcome::Connected
+        ConnectResult::Connected
     );
     assert_eq!(
         connect_from(&lab.scanner, v6, SHORT),
-        ConnectOutcome::Connected
+        ConnectResult::Connected
     );
     // Nothing but the topology: no firewall rule anywhere.
     let rules = lab
@@ -229,8 +229,8 @@ fn loopback_lab_has_wide_ephemeral_range_and_listens() {
     assert_eq!(range, [lab::WIDE_PORT_RANGE.0, lab::WIDE_PORT_RANGE.1]);
     let v4 = lo.listen((Ipv4Addr::LOCALHOST, 0).into()).unwrap();
     let v6 = lo.listen((Ipv6Addr::LOCALHOST, 0).into()).unwrap();
-    assert_eq!(connect_from(&lo.ns, v4, SHORT), ConnectOutcome::Connected);
-    assert_eq!(connect_from(&lo.ns, v6, SHORT), ConnectOutcome::Connected);
+    assert_eq!(connect_from(&lo.ns, v4, SHORT), ConnectResult::Connected);
+    assert_eq!(connect_from(&lo.ns, v6, SHORT), ConnectResult::Connected);
     let name = lo.ns.clone();
     drop(lo);
     assert_gone(&[name]);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use synack_lab::{self as lab, Family, Lab, Responder, STANDARD_PORTS};
+use synack_lab::{self as lab, Answerer, Family, Lab, STANDARD_PORTS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
 
@@ -72,12 +72,12 @@ fn flags(trace: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-fn expected_responder(r: Responder) -> &'static str {
+fn expected_responder(r: Answerer) -> &'static str {
     match r {
-        Responder::TargetStack => "target",
-        Responder::TargetFirewall => "target-firewall",
-        Responder::RouterForgingTarget | Responder::Router => "middlebox",
-        Responder::Nobody => "unknown",
+        Answerer::TargetStack => "target",
+        Answerer::TargetFirewall => "target-firewall",
+        Answerer::RouterForgingTarget | Answerer::Router => "middlebox",
+        Answerer::Nobody => "unknown",
     }
 }
 
@@ -90,7 +90,7 @@ fn check_standard(family: Family, scan: &Scan) {
         assert_eq!(v["target"], family.target().to_string(), "{ctx}");
         assert_eq!(v["state"], case.state, "{ctx}");
         assert_eq!(v["reason"], case.reason(family), "{ctx}");
-        assert_eq!(v["responder"], expected_responder(case.responder), "{ctx}");
+        assert_eq!(v["responder"], expected_responder(case.answerer), "{ctx}");
         assert_eq!(v["observed"], true, "{ctx}");
         let trace = flags(&v["trace"]);
         assert_eq!(trace[0], ("out".into(), "SYN".into()), "{ctx}");
@@ -100,8 +100,8 @@ fn check_standard(family: Family, scan: &Scan) {
             .iter()
             .filter(|p| p["dir"] == "in")
             .collect();
-        match case.responder {
-            Responder::Nobody => {
+        match case.answerer {
+            Answerer::Nobody => {
                 assert!(answers.is_empty(), "{ctx}");
                 assert!(trace.len() >= 2, "retry expected: {ctx}");
                 assert!(
@@ -151,14 +151,14 @@ fn check_standard(family: Family, scan: &Scan) {
             .iter()
             .map(|e| e.as_str().unwrap())
             .collect();
-        match case.responder {
-            Responder::RouterForgingTarget => {
+        match case.answerer {
+            Answerer::RouterForgingTarget => {
                 assert!(
                     evidence.iter().any(|e| e.contains("sent 1 hop closer")),
                     "{ctx}"
                 )
             }
-            Responder::TargetFirewall if case.reason(family) == "reset" => {
+            Answerer::TargetFirewall if case.reason(family) == "reset" => {
                 assert!(
                     evidence.iter().any(|e| e.contains("not reflected")),
                     "{ctx}"
@@ -167,7 +167,7 @@ fn check_standard(family: Family, scan: &Scan) {
                     assert!(evidence.iter().any(|e| e.contains("flow label 0")), "{ctx}");
                 }
             }
-            Responder::Router => assert!(evidence[0].contains("not the target"), "{ctx}"),
+            Answerer::Router => assert!(evidence[0].contains("not the target"), "{ctx}"),
             _ => {}
         }
     }

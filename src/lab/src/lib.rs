@@ -27,7 +27,7 @@
 //! Identical for 198.18.2.1 and 2001:db8:2::1. "Router" rules sit in its FORWARD chain
 //! and match `-d <target> -p tcp --dport <port>`; "target" rules sit in the target's INPUT
 //! chain. `connect()` is the errno a non-blocking connect ends with given time for one
-//! retransmission (see [`ConnectOutcome`] for when it arrives): the errno-only view, where
+//! retransmission (see [`ConnectResult`] for when it arrives): the errno-only view, where
 //! several different verdicts collapse into one errno.
 //!
 //! | port | setup | state | reason (v4 / v6) | deciding packet from | connect() v4 / v6 |
@@ -69,7 +69,7 @@ pub use loopback::{LoopbackLab, WIDE_PORT_RANGE, loopback};
 pub use netns::{
     NAME_PREFIX, cleanup_stale, command, in_namespace, list_namespaces, read_sysctl, run,
 };
-pub use scenario::{ConnectOutcome, PortCase, Responder, Rule, STANDARD_PORTS, standard_port};
+pub use scenario::{Answerer, ConnectResult, PortCase, Rule, STANDARD_PORTS, standard_port};
 pub use serve::serve;
 pub use topology::{
     Family, Lab, ROUTER_SCANNER_IFACE, ROUTER_SCANNER_SIDE_V4, ROUTER_SCANNER_SIDE_V6,

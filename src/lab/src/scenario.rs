@@ -37,7 +37,7 @@ impl Rule {
 
 /// Who sends the packet that decides a port's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Responder {
+pub enum Answerer {
     /// The target's own TCP stack: SYN/ACK, or RST reflecting the SYN's DSCP (and, on
     /// IPv6, carrying a flow label).
     TargetStack,
@@ -53,24 +53,24 @@ pub enum Responder {
     Nobody,
 }
 
-impl Responder {
+impl Answerer {
     /// The source address of the deciding packet, as the scanner sees it.
     pub fn source(self, family: Family) -> Option<IpAddr> {
         match self {
-            Responder::TargetStack | Responder::TargetFirewall | Responder::RouterForgingTarget => {
+            Answerer::TargetStack | Answerer::TargetFirewall | Answerer::RouterForgingTarget => {
                 Some(family.target())
             }
-            Responder::Router => Some(family.router_scanner_side()),
-            Responder::Nobody => None,
+            Answerer::Router => Some(family.router_scanner_side()),
+            Answerer::Nobody => None,
         }
     }
 
     /// Hops between the scanner and the sender of the deciding packet.
     pub fn hops(self) -> Option<u8> {
         match self {
-            Responder::TargetStack | Responder::TargetFirewall => Some(2),
-            Responder::RouterForgingTarget | Responder::Router => Some(1),
-            Responder::Nobody => None,
+            Answerer::TargetStack | Answerer::TargetFirewall => Some(2),
+            Answerer::RouterForgingTarget | Answerer::Router => Some(1),
+            Answerer::Nobody => None,
         }
     }
 }
@@ -85,7 +85,7 @@ impl Responder {
 /// fail at once, blocking IPv4 and all IPv6 connects fail only when the retransmitted
 /// SYN's ICMP error arrives, about 1 s later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ConnectOutcome {
+pub enum ConnectResult {
     Connected,
     /// connect() failed with this errno (a `libc::E*` value).
     Errno(i32),
@@ -93,16 +93,16 @@ pub enum ConnectOutcome {
     TimedOut,
 }
 
-impl std::fmt::Display for ConnectOutcome {
+impl std::fmt::Display for ConnectResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            ConnectOutcome::Connected => f.write_str("connected"),
-            ConnectOutcome::TimedOut => f.write_str("timeout"),
-            ConnectOutcome::Errno(libc::ECONNREFUSED) => f.write_str("ECONNREFUSED"),
-            ConnectOutcome::Errno(libc::EHOSTUNREACH) => f.write_str("EHOSTUNREACH"),
-            ConnectOutcome::Errno(libc::ENETUNREACH) => f.write_str("ENETUNREACH"),
-            ConnectOutcome::Errno(libc::EACCES) => f.write_str("EACCES"),
-            ConnectOutcome::Errno(n) => write!(f, "errno {n}"),
+            ConnectResult::Connected => f.write_str("connected"),
+            ConnectResult::TimedOut => f.write_str("timeout"),
+            ConnectResult::Errno(libc::ECONNREFUSED) => f.write_str("ECONNREFUSED"),
+            ConnectResult::Errno(libc::EHOSTUNREACH) => f.write_str("EHOSTUNREACH"),
+            ConnectResult::Errno(libc::ENETUNREACH) => f.write_str("ENETUNREACH"),
+            ConnectResult::Errno(libc::EACCES) => f.write_str("EACCES"),
+            ConnectResult::Errno(n) => write!(f, "errno {n}"),
         }
     }
 }
@@ -121,12 +121,12 @@ pub struct PortCase {
     pub state: &'static str,
     pub reason_v4: &'static str,
     pub reason_v6: &'static str,
-    pub responder: Responder,
+    pub answerer: Answerer,
     /// SYNs the network drops before one gets through: the verdict must come from a
     /// retransmission (which keeps the sequence number and source port).
     pub lost_syns: u8,
-    pub connect_v4: ConnectOutcome,
-    pub connect_v6: ConnectOutcome,
+    pub connect_v4: ConnectResult,
+    pub connect_v6: ConnectResult,
 }
 
 impl PortCase {
@@ -137,7 +137,7 @@ impl PortCase {
         }
     }
 
-    pub fn connect(&self, family: Family) -> ConnectOutcome {
+    pub fn connect(&self, family: Family) -> ConnectResult {
         match family {
             Family::V4 => self.connect_v4,
             Family::V6 => self.connect_v6,
@@ -162,13 +162,13 @@ const fn router(v4: &'static str, v6: &'static str) -> Rule {
     }
 }
 
-use ConnectOutcome::{Connected, Errno, TimedOut};
-use Responder::{Nobody, Router, RouterForgingTarget, TargetFirewall, TargetStack};
+use Answerer::{Nobody, Router, RouterForgingTarget, TargetFirewall, TargetStack};
+use ConnectResult::{Connected, Errno, TimedOut};
 
-const REFUSED: ConnectOutcome = Errno(libc::ECONNREFUSED);
-const HOST_UNREACH: ConnectOutcome = Errno(libc::EHOSTUNREACH);
-const ACCESS: ConnectOutcome = Errno(libc::EACCES);
-const NET_UNREACH: ConnectOutcome = Errno(libc::ENETUNREACH);
+const REFUSED: ConnectResult = Errno(libc::ECONNREFUSED);
+const HOST_UNREACH: ConnectResult = Errno(libc::EHOSTUNREACH);
+const ACCESS: ConnectResult = Errno(libc::EACCES);
+const NET_UNREACH: ConnectResult = Errno(libc::ENETUNREACH);
 
 /// The standard scenario, identical for the target's IPv4 and IPv6 address. See the table
 /// in the [module documentation](super).
@@ -184,7 +184,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "open",
         reason_v4: "syn-ack",
         reason_v6: "syn-ack",
-        responder: TargetStack,
+        answerer: TargetStack,
         lost_syns: 0,
         connect_v4: Connected,
         connect_v6: Connected,
@@ -197,7 +197,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "open",
         reason_v4: "syn-ack",
         reason_v6: "syn-ack",
-        responder: TargetStack,
+        answerer: TargetStack,
         lost_syns: 0,
         connect_v4: Connected,
         connect_v6: Connected,
@@ -210,7 +210,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "closed",
         reason_v4: "reset",
         reason_v6: "reset",
-        responder: TargetStack,
+        answerer: TargetStack,
         lost_syns: 0,
         connect_v4: REFUSED,
         connect_v6: REFUSED,
@@ -226,7 +226,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "no-response",
         reason_v6: "no-response",
-        responder: Nobody,
+        answerer: Nobody,
         lost_syns: 0,
         connect_v4: TimedOut,
         connect_v6: TimedOut,
@@ -242,7 +242,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "reset",
         reason_v6: "reset",
-        responder: TargetFirewall,
+        answerer: TargetFirewall,
         lost_syns: 0,
         connect_v4: REFUSED,
         connect_v6: REFUSED,
@@ -258,7 +258,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "port-unreach",
         reason_v6: "port-unreach",
-        responder: TargetFirewall,
+        answerer: TargetFirewall,
         lost_syns: 0,
         connect_v4: REFUSED,
         connect_v6: REFUSED,
@@ -274,7 +274,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "host-prohibited",
         reason_v6: "admin-prohibited",
-        responder: TargetFirewall,
+        answerer: TargetFirewall,
         lost_syns: 0,
         connect_v4: HOST_UNREACH,
         connect_v6: ACCESS,
@@ -290,7 +290,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "reset",
         reason_v6: "reset",
-        responder: RouterForgingTarget,
+        answerer: RouterForgingTarget,
         lost_syns: 0,
         connect_v4: REFUSED,
         connect_v6: REFUSED,
@@ -306,7 +306,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "no-response",
         reason_v6: "no-response",
-        responder: Nobody,
+        answerer: Nobody,
         lost_syns: 0,
         connect_v4: TimedOut,
         connect_v6: TimedOut,
@@ -322,7 +322,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "admin-prohibited",
         reason_v6: "admin-prohibited",
-        responder: Router,
+        answerer: Router,
         lost_syns: 0,
         connect_v4: HOST_UNREACH,
         connect_v6: ACCESS,
@@ -338,7 +338,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "filtered",
         reason_v4: "net-unreach",
         reason_v6: "net-unreach",
-        responder: Router,
+        answerer: Router,
         lost_syns: 0,
         connect_v4: NET_UNREACH,
         connect_v6: NET_UNREACH,
@@ -354,7 +354,7 @@ pub const STANDARD_PORTS: &[PortCase] = &[
         state: "open",
         reason_v4: "syn-ack",
         reason_v6: "syn-ack",
-        responder: TargetStack,
+        answerer: TargetStack,
         lost_syns: 1,
         connect_v4: Connected,
         connect_v6: Connected,
@@ -435,17 +435,17 @@ mod tests {
     fn responders_agree_with_states() {
         for case in STANDARD_PORTS {
             match case.state {
-                "open" => assert_eq!(case.responder, Responder::TargetStack),
-                "closed" => assert_eq!(case.responder, Responder::TargetStack),
-                "filtered" => assert_ne!(case.responder, Responder::TargetStack),
+                "open" => assert_eq!(case.answerer, Answerer::TargetStack),
+                "closed" => assert_eq!(case.answerer, Answerer::TargetStack),
+                "filtered" => assert_ne!(case.answerer, Answerer::TargetStack),
                 other => panic!("unknown state {other}"),
             }
             assert_eq!(case.listener, case.state == "open", "{case:?}");
             let silent = case.reason_v4 == "no-response";
-            assert_eq!(silent, case.responder == Responder::Nobody, "{case:?}");
+            assert_eq!(silent, case.answerer == Answerer::Nobody, "{case:?}");
         }
         assert_eq!(
-            Responder::Router.source(Family::V6),
+            Answerer::Router.source(Family::V6),
             Some(Family::V6.router_scanner_side())
         );
     }
