@@ -389,6 +389,23 @@ fn style_for(tty: bool, var: impl Fn(&str) -> Option<String>, out: &OutputArgs) 
     (tty && utf8 && !out.ascii, color)
 }
 
+/// Columns that evidence lines and explanations wrap at: the terminal's width when
+/// stdout is a terminal (at least 40), else 80.
+fn output_width() -> usize {
+    if !io::stdout().is_terminal() {
+        return 80;
+    }
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass; stdout is a valid
+    // descriptor for the life of the process, and a failure leaves the zeroed struct.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 0 {
+        usize::from(ws.ws_col).max(40)
+    } else {
+        80
+    }
+}
+
 /// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
 fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
     for w in &report.warnings {
@@ -410,6 +427,7 @@ fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
                 width: 80,
             }),
             explain: out.explain,
+            width: output_width(),
             ..TextOptions::default()
         };
         report::text::write(&mut lock, report, &opts)
