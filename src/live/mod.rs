@@ -10,38 +10,38 @@
 
 pub mod bpf;
 pub mod capture;
+mod correlate;
 pub mod prober;
+mod route;
 pub mod sys;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, unbounded};
-use pnet_datalink::NetworkInterface;
+use crossbeam_channel::unbounded;
 use rustc_hash::FxHashMap;
 
 use crate::privilege::Privileges;
 use crate::report::ScanReport;
 use capture::{Capture, OpenCapture, SharedWriter};
+use correlate::{Correlated, Running, correlate};
 use prober::{ProbeConfig, ProbeEvent};
+pub use route::route_interface;
+use route::{Routes, route_targets};
 use synack_core::capfile::PcapWriter;
 use synack_core::exchange::Tracker;
 use synack_core::targets::Target;
-use synack_core::verdict::{ConnectOutcome, LiveFacts};
+use synack_core::verdict::LiveFacts;
 
 /// The DSCP synack marks its SYNs with unless told otherwise: AF11 (RFC 2597), rarely
 /// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
 pub const DEFAULT_DSCP: u8 = 10;
-
-/// The capture always goes on this long after the last attempt, even when every attempt
-/// was answered: the answers are in the kernel's queue by then, this covers the read.
-const MIN_GRACE: Duration = Duration::from_millis(10);
 
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -120,19 +120,6 @@ pub trait ScanHooks {
 pub struct NoHooks;
 impl ScanHooks for NoHooks {}
 
-/// Where the correlator is: probing, letting the last answers arrive before deciding on
-/// calibration, or in the grace period before the captures stop.
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    Probing,
-    Settling(Instant),
-    Grace(Instant),
-}
-
-/// How long after the last attempt the correlator waits for its answers to be read
-/// before judging whether a baseline is missing.
-const SETTLE: Duration = Duration::from_millis(20);
-
 type ProberHandles = Vec<std::thread::JoinHandle<io::Result<()>>>;
 
 /// Probers run in parallel when the machine has the cores: each kernel connect() costs
@@ -177,81 +164,6 @@ fn join_probers(handles: ProberHandles) -> Result<(), ScanError> {
         }
     }
     Ok(())
-}
-
-/// Ports never scanned by default and rarely used, tried in order as calibration probes.
-const CALIBRATION_PORTS: [u16; 4] = [47291, 51793, 60011, 38919];
-
-/// Targets that answered with RSTs of which none reflected the probe's DSCP: nothing
-/// tells their stack's RST from a firewall's (docs/verdicts.md). One port each, expected
-/// closed and not in the scan, is probed to learn what the stack's own RST looks like.
-fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) -> Vec<SocketAddr> {
-    if cfg.dscp.is_none_or(|d| d == 0) {
-        return Vec::new();
-    }
-    let Some(port) = CALIBRATION_PORTS
-        .into_iter()
-        .find(|p| cfg.ports.binary_search(p).is_err())
-    else {
-        return Vec::new();
-    };
-    let mut by_ip: FxHashMap<IpAddr, Vec<&synack_core::exchange::Attempt>> = FxHashMap::default();
-    for a in tracker.attempts() {
-        by_ip.entry(a.key.target.ip()).or_default().push(a);
-    }
-    targets
-        .iter()
-        .filter(|ip| {
-            let Some(list) = by_ip.get(ip) else {
-                return false;
-            };
-            let got_rst = list.iter().any(|a| {
-                a.packets.iter().any(|p| {
-                    p.dir == synack_core::exchange::Dir::In && p.flags().is_some_and(|f| f.rst())
-                })
-            });
-            got_rst
-                && synack_core::verdict::Baseline::of(**ip, list.iter().copied())
-                    .reflecting_rst_port
-                    .is_none()
-        })
-        .map(|ip| SocketAddr::new(*ip, port))
-        .collect()
-}
-
-/// Whether an observation concerns one of the scanned addresses.
-fn concerns(obs: &synack_core::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
-    match obs {
-        synack_core::decode::Observation::Tcp(t) => {
-            scope.contains(&t.ip.dst) || scope.contains(&t.ip.src)
-        }
-        synack_core::decode::Observation::Icmp(e) => scope.contains(&e.quoted.dst),
-    }
-}
-
-/// The interface traffic to `dst` leaves by: `lo` for this host's own addresses, else the
-/// interface holding the source address the kernel would pick (a UDP connect() sends
-/// nothing but runs the route lookup).
-pub fn route_interface(dst: IpAddr, ifaces: &[NetworkInterface]) -> io::Result<NetworkInterface> {
-    if sys::is_local(dst, ifaces) {
-        return ifaces
-            .iter()
-            .find(|i| i.is_loopback())
-            .cloned()
-            .ok_or_else(|| io::Error::other("no loopback interface"));
-    }
-    let bind: SocketAddr = match dst {
-        IpAddr::V4(_) => "0.0.0.0:0".parse().expect("literal"),
-        IpAddr::V6(_) => "[::]:0".parse().expect("literal"),
-    };
-    let sock = UdpSocket::bind(bind)?;
-    sock.connect(SocketAddr::new(dst, 9))?;
-    let src = sock.local_addr()?.ip();
-    ifaces
-        .iter()
-        .find(|i| i.ips.iter().any(|n| n.ip() == src))
-        .cloned()
-        .ok_or_else(|| io::Error::other(format!("no interface holds source address {src}")))
 }
 
 fn permission_denied(e: &io::Error) -> bool {
@@ -304,23 +216,6 @@ pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanE
         captures,
         writer,
     })
-}
-
-/// Interfaces towards the targets, by name, each with the targets it leads to.
-type Routes = BTreeMap<String, (NetworkInterface, Vec<IpAddr>)>;
-
-fn route_targets(addrs: &[IpAddr]) -> Result<Routes, ScanError> {
-    let ifaces = pnet_datalink::interfaces();
-    let mut by_iface: Routes = BTreeMap::new();
-    for &ip in addrs {
-        let iface = route_interface(ip, &ifaces).map_err(|e| ScanError::Route(ip, e))?;
-        by_iface
-            .entry(iface.name.clone())
-            .or_insert_with(|| (iface, Vec::new()))
-            .1
-            .push(ip);
-    }
-    Ok(by_iface)
 }
 
 /// Opens the `-w` file and a capture socket per interface, bound before the first SYN.
@@ -380,24 +275,6 @@ fn without_capture(opts: &ScanOptions, report: &mut ScanReport) -> Result<(), Sc
         "no packet capture (needs root or CAP_NET_RAW): verdicts come from connect() alone and traces are not observed; run as root, or `sudo setcap cap_net_raw+ep $(which synack)`".to_string(),
     );
     Ok(())
-}
-
-/// What the correlator works with while the scan runs.
-struct Running<'a> {
-    addrs: &'a [IpAddr],
-    opts: &'a ScanOptions,
-    began: Instant,
-    /// Ctrl-C.
-    stop: &'a Arc<AtomicBool>,
-    /// Tells the capture threads to drain their queues and end.
-    capture_stop: &'a Arc<AtomicBool>,
-}
-
-/// What the correlator gathered: the attempts seen on the wire and the connect() records.
-struct Correlated {
-    tracker: Tracker,
-    facts: LiveFacts,
-    records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
 }
 
 impl Prepared {
@@ -474,130 +351,6 @@ fn start_captures(
     Ok(captures)
 }
 
-/// The correlator's phase loop: feeds captured observations to the tracker and prober
-/// events to the records until the probers are done (with a calibration round if a
-/// baseline is missing) and the grace period has run out.
-fn correlate(
-    running: &Running<'_>,
-    probers: (ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>),
-    cap_rx: crossbeam_channel::Receiver<capture::Batch>,
-    report: &mut ScanReport,
-    hooks: &mut dyn ScanHooks,
-) -> Result<Correlated, ScanError> {
-    let Running {
-        addrs,
-        opts,
-        began,
-        stop,
-        capture_stop,
-    } = *running;
-    let (mut prober, ev_rx) = probers;
-    let mut ev_rx = Some(ev_rx);
-    let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
-    let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
-    let mut tracker = Tracker::with_capacity(progress_total(addrs.len(), opts.probe.ports.len()));
-    let mut facts = LiveFacts {
-        captured: report.captured,
-        ..LiveFacts::default()
-    };
-    let mut records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>> =
-        FxHashMap::default();
-    let mut progress = Progress {
-        ports_total: addrs.len() * opts.probe.ports.len(),
-        ..Progress::default()
-    };
-    let mut last_progress = Instant::now();
-    let mut phase = Phase::Probing;
-    let mut calibrated = false;
-    // Shortened when the probers say no late answer can come (see ProbeEvent::Done).
-    let mut grace = opts.grace;
-    let mut late_answers = Duration::ZERO;
-    let mut captures_open = report.captured;
-    // Selecting on a closed channel returns at once: wait on one that never delivers
-    // instead once a source is gone.
-    let no_capture = crossbeam_channel::never::<capture::Batch>();
-    let no_events = crossbeam_channel::never::<Vec<ProbeEvent>>();
-    loop {
-        select! {
-            recv(ev_rx.as_ref().unwrap_or(&no_events)) -> ev => match ev {
-                Ok(evs) => for ev in evs {
-                    if let ProbeEvent::Done { late_answers_until } = ev {
-                        late_answers = late_answers.max(late_answers_until);
-                        grace = opts.grace.min(late_answers.max(MIN_GRACE));
-                        continue;
-                    }
-                    if let ProbeEvent::Notice(msg) = &ev
-                        && report.warnings.contains(msg)
-                    {
-                        continue;
-                    }
-                    handle_event(ev, &mut records, &mut facts, &mut progress, report)
-                },
-                Err(_) => {
-                    ev_rx = None;
-                    if let Err(e) = join_probers(std::mem::take(&mut prober)) {
-                        capture_stop.store(true, Ordering::Release);
-                        return Err(e);
-                    }
-                    let now = Instant::now();
-                    phase = if calibrated || !captures_open { Phase::Grace(now) } else { Phase::Settling(now) };
-                }
-            },
-            recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
-                Ok(batch) => for (ts, obs) in &batch {
-                    tracker.observe(*ts, obs, accept);
-                    if concerns(obs, &scope) {
-                        hooks.packet(*ts, obs);
-                    }
-                },
-                Err(_) => captures_open = false,
-            },
-            default(Duration::from_millis(20)) => {}
-        }
-        match phase {
-            Phase::Probing => {}
-            // The answers to the last SYNs are correlated by now: is a baseline missing?
-            Phase::Settling(since) if since.elapsed() >= SETTLE => {
-                calibrated = true;
-                let cal = calibration_probes(&tracker, addrs, &opts.probe);
-                if cal.is_empty() || stop.load(Ordering::Relaxed) {
-                    phase = Phase::Grace(since);
-                } else {
-                    let mut cfg = opts.probe.clone();
-                    cfg.targets = cal.iter().map(|c| c.ip()).collect();
-                    cfg.ports = vec![cal[0].port()];
-                    facts.calibration = cal;
-                    let (handle, rx) = start_probers(cfg, stop.clone()).inspect_err(|_| {
-                        capture_stop.store(true, Ordering::Release);
-                    })?;
-                    prober = handle;
-                    ev_rx = Some(rx);
-                    phase = Phase::Probing;
-                }
-            }
-            Phase::Settling(_) => {}
-            Phase::Grace(since) => {
-                if !captures_open {
-                    break;
-                }
-                if since.elapsed() >= grace || stop.load(Ordering::Relaxed) {
-                    capture_stop.store(true, Ordering::Release);
-                }
-            }
-        }
-        if last_progress.elapsed() >= Duration::from_millis(200) {
-            progress.elapsed = began.elapsed();
-            hooks.progress(&progress);
-            last_progress = Instant::now();
-        }
-    }
-    Ok(Correlated {
-        tracker,
-        facts,
-        records,
-    })
-}
-
 /// Waits for the capture threads (already told to stop), adds up their drops and closes
 /// the `-w` file.
 fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, report: &mut ScanReport) {
@@ -619,42 +372,6 @@ fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, report: &
     {
         report.warnings.push(format!("capture file: {e}"));
     }
-}
-
-fn handle_event(
-    ev: ProbeEvent,
-    records: &mut FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
-    facts: &mut LiveFacts,
-    progress: &mut Progress,
-    report: &mut ScanReport,
-) {
-    match ev {
-        ProbeEvent::Finished {
-            target,
-            record,
-            port_done,
-        } => {
-            if record.outcome == ConnectOutcome::Connected {
-                progress.open += 1;
-            }
-            let pending = facts.probes.entry(target).or_default();
-            pending.push(record);
-            // Only finished ports are judged: an interrupted scan reports what it completed.
-            if port_done {
-                progress.ports_done += 1;
-                if let Some(list) = facts.probes.remove(&target) {
-                    records.insert(target, list);
-                }
-            }
-        }
-        ProbeEvent::Notice(msg) => report.warnings.push(msg),
-        ProbeEvent::Done { .. } => {}
-    }
-}
-
-/// Attempts a scan makes at least: one per port and target.
-fn progress_total(targets: usize, ports: usize) -> usize {
-    targets.saturating_mul(ports)
 }
 
 /// Completes the report through the end of run shared with replay (`crate::finish`).
