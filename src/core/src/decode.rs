@@ -268,6 +268,39 @@ pub fn decode(frame: &Frame<'_>) -> Result<Observation, Skip> {
     decode_ip(ip)
 }
 
+/// Byte positions in the few headers read by hand (smoltcp's `mod field` style): the
+/// fixed link headers etherparse has no type for, and the start of a TCP header, which an
+/// ICMP error may quote with only 8 bytes (too short for etherparse's TCP slicer).
+mod field {
+    pub type Field = core::ops::Range<usize>;
+    /// Linux cooked v1 (LINKTYPE_LINUX_SLL): 16 bytes, the protocol (an EtherType) last.
+    pub const SLL_PROTOCOL: Field = 14..16;
+    pub const SLL_LEN: usize = 16;
+    /// Linux cooked v2 (LINKTYPE_LINUX_SLL2): 20 bytes, the protocol first.
+    pub const SLL2_PROTOCOL: Field = 0..2;
+    pub const SLL2_LEN: usize = 20;
+    /// BSD loopback (LINKTYPE_NULL / LOOP): a 4-byte address family.
+    pub const NULL_LEN: usize = 4;
+    /// TCP header (RFC 9293 §3.1): ports, sequence number, and the byte of the eight
+    /// classic flags (CWR … FIN).
+    pub const TCP_SRC_PORT: Field = 0..2;
+    pub const TCP_DST_PORT: Field = 2..4;
+    pub const TCP_SEQ: Field = 4..8;
+    pub const TCP_FLAGS: usize = 13;
+}
+
+/// A big-endian u16 at `f`, if the bytes are there.
+fn be16(data: &[u8], f: field::Field) -> Option<u16> {
+    let b = data.get(f)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// A big-endian u32 at `f`, if the bytes are there.
+fn be32(data: &[u8], f: field::Field) -> Option<u32> {
+    let b = data.get(f)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// The bytes from the IP header on, for each link type.
 fn ip_bytes(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
     let (ether, rest) = match link {
@@ -288,27 +321,24 @@ fn ip_bytes(link: LinkType, data: &[u8]) -> Result<&[u8], Skip> {
         LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => return Ok(data),
         // Linux cooked v1: 16-byte header, protocol (an EtherType) in its last two bytes.
         LinkType::LinuxSll => {
-            let proto = data.get(14..16).ok_or(Skip::NotIp)?;
-            (
-                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
-                &data[16..],
-            )
+            let proto = be16(data, field::SLL_PROTOCOL).ok_or(Skip::NotIp)?;
+            (EtherType(proto), &data[field::SLL_LEN..])
         }
         // Linux cooked v2: 20-byte header, protocol in its first two bytes. etherparse has
         // no SLL2 type, so the fixed header is stepped over here.
         LinkType::LinuxSll2 => {
-            if data.len() < 20 {
+            if data.len() < field::SLL2_LEN {
                 return Err(Skip::NotIp);
             }
-            (
-                EtherType(u16::from_be_bytes([data[0], data[1]])),
-                &data[20..],
-            )
+            let proto = be16(data, field::SLL2_PROTOCOL).ok_or(Skip::NotIp)?;
+            (EtherType(proto), &data[field::SLL2_LEN..])
         }
         // BSD loopback: a 4-byte address family in the capturing host's byte order (NULL)
         // or in network order (LOOP). AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30
         // depending on the BSD. Either way the IP version nibble decides.
-        LinkType::Null | LinkType::Loop => return data.get(4..).ok_or(Skip::NotIp),
+        LinkType::Null | LinkType::Loop => {
+            return data.get(field::NULL_LEN..).ok_or(Skip::NotIp);
+        }
     };
     match ether {
         EtherType::IPV4 | EtherType::IPV6 => Ok(rest),
@@ -372,7 +402,7 @@ fn decode_ip(bytes: &[u8]) -> Result<Observation, Skip> {
                 ip: meta,
                 sport: tcp.source_port(),
                 dport: tcp.destination_port(),
-                flags: TcpFlags(tcp.slice()[13]),
+                flags: TcpFlags(tcp.slice()[field::TCP_FLAGS]),
                 seq: tcp.sequence_number(),
                 ack: tcp.acknowledgment_number(),
                 window: tcp.window_size(),
@@ -434,12 +464,11 @@ fn icmp_error(
     // is shorter than a TCP header, so etherparse's TCP slicer cannot be used here: read
     // the ports and the sequence number from those 8 bytes directly.
     let t = inner_payload.payload;
-    if t.len() < 4 {
+    let (Some(sport), Some(dport)) = (be16(t, field::TCP_SRC_PORT), be16(t, field::TCP_DST_PORT))
+    else {
         return Err(Skip::IcmpQuoteNotTcp);
-    }
-    let seq = t
-        .get(4..8)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]));
+    };
+    let seq = be32(t, field::TCP_SEQ);
     Ok(Observation::Icmp(IcmpError {
         ip,
         kind: IcmpKind {
@@ -450,8 +479,8 @@ fn icmp_error(
         quoted: QuotedTcp {
             src: inner_ip.src,
             dst: inner_ip.dst,
-            sport: u16::from_be_bytes([t[0], t[1]]),
-            dport: u16::from_be_bytes([t[2], t[3]]),
+            sport,
+            dport,
             seq,
         },
     }))
