@@ -9,7 +9,7 @@
 #                                             committed captures (no root, no lab)
 #
 # Recording needs root: `synack lab fx` builds three network namespaces (scanner, router,
-# target; see src/lab/mod.rs) with addresses from 198.18.0.0/15 and 2001:db8::/32. Every
+# target; see src/lab/src/lib.rs) with addresses from 198.18.0.0/15 and 2001:db8::/32. Every
 # packet recorded here stays inside those namespaces or on their loopback interfaces.
 # The lab tears itself down when its stdin (a fifo this script holds) closes; the EXIT
 # trap closes it, stops every process the script started, and removes the namespaces by

@@ -8,7 +8,7 @@
 #   scripts/bench-replay.sh FILE            benchmark an existing capture instead
 #   options: --no-build (use target/release/synack as it is), --runs N (default 10)
 #
-# The capture is real: `synack lab bench` builds the namespace lab (src/lab/mod.rs) and
+# The capture is real: `synack lab bench` builds the namespace lab (src/lab/src/lib.rs) and
 # tcpdump records the scanner's veth while `synack scan 198.18.1.254 -p-` probes every port
 # of the router's own address, where nothing listens: 65,535 SYNs and 65,535 RST/ACKs.
 # Traffic stays inside the lab's namespaces (198.18.0.0/15). The capture is ~12 MB and is

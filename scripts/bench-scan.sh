@@ -6,6 +6,8 @@
 #  mixed:      full-range scans of the lab target (open, DROP, REJECT ports) by synack and
 #              nmap -sT.
 # Prints medians of RUNS runs, ratios, synack's peak RSS and capture drops. Needs root.
+# PREVIOUS_BIN=/path/to/an/older/synack adds that build as a contender in the same rounds
+# (to check that a change costs no speed).
 # Traffic stays inside the lab's namespaces (198.18.0.0/15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,9 @@ for _ in $(seq 1 "$RUNS"); do
   run_once synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p-
   run_once synack_json /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.18.1.254 -p- --json
   run_once nmap nmap -sT -p- -n -Pn 198.18.1.254
+  if [ -n "${PREVIOUS_BIN:-}" ]; then
+    run_once previous /usr/bin/time -f 'maxrss_kb %M' "$PREVIOUS_BIN" scan 198.18.1.254 -p-
+  fi
 done
 bare=$(med bare); syn=$(med synack); syn_json=$(med synack_json); nmap_t=$(med nmap)
 grep bare_connect "$work/bare.out"
@@ -63,6 +68,12 @@ printf '  synack (capture, --json) %6.3f s   %.2fx bare   peak RSS %d MB   captu
   "$syn_json" "$(echo "$syn_json / $bare" | bc -l)" "$((rss_json / 1024))" "$drops" "$closed"
 printf '  nmap -sT                 %6.3f s   %.2fx bare\n' "$nmap_t" "$(echo "$nmap_t / $bare" | bc -l)"
 echo "  $summary"
+if [ -n "${PREVIOUS_BIN:-}" ]; then
+  prev=$(med previous)
+  rss_prev=$(grep maxrss_kb "$work/previous.out" | awk '{print $2}')
+  printf '  previous synack (table)  %6.3f s   %.2fx bare   this build %.2fx previous   peak RSS %d MB\n' \
+    "$prev" "$(echo "$prev / $bare" | bc -l)" "$(echo "$syn / $prev" | bc -l)" "$((rss_prev / 1024))"
+fi
 
 echo "== mixed: 65,535 ports on the lab target 198.18.2.1 (open, closed, DROP, REJECT), median of $RUNS =="
 for _ in $(seq 1 "$RUNS"); do

@@ -97,10 +97,10 @@ impl fmt::Display for EvidenceWords<'_> {
                 if syns == 1 { "" } else { "s" },
                 Secs(span_ns)
             ),
-            Evidence::SelfConnect { target } => write!(
+            Evidence::SelfConnect { ip, port } => write!(
                 f,
-                "connect() to {target} from source port {} met itself (TCP simultaneous open): not a listener",
-                target.port()
+                "connect() to {} from source port {port} met itself (TCP simultaneous open): not a listener",
+                std::net::SocketAddr::new(ip, port)
             ),
         }
     }

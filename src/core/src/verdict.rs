@@ -354,19 +354,13 @@ fn judge_port(
             return v;
         }
         if probes_real.is_empty() && !probes.is_empty() {
-            v.state = State::Closed;
-            v.reason = Reason::SelfConnect;
-            v.evidence.push(Evidence::SelfConnect { target });
-            return v;
+            return met_itself(v);
         }
         if !captured {
             v.observed = false;
         }
     } else if real_attempts == 0 && self_connects > 0 {
-        v.state = State::Closed;
-        v.reason = Reason::SelfConnect;
-        v.evidence.push(Evidence::SelfConnect { target });
-        return v;
+        return met_itself(v);
     }
     if captured {
         if syns > 0 {
@@ -379,6 +373,17 @@ fn judge_port(
             v.note = Some(Note::NoPacketsCaptured);
         }
     }
+    v
+}
+
+/// Every attempt at the port connected to itself (TCP simultaneous open): closed.
+fn met_itself(mut v: PortVerdict) -> PortVerdict {
+    v.state = State::Closed;
+    v.reason = Reason::SelfConnect;
+    v.evidence.push(Evidence::SelfConnect {
+        ip: v.target.ip(),
+        port: v.target.port(),
+    });
     v
 }
 
