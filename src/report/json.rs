@@ -1,10 +1,12 @@
 //! JSON Lines: one object per port, then one summary object. Serialised straight from
 //! borrowed structs: a full-range scan writes 65,535 objects.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
+use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
 use super::ScanReport;
@@ -88,18 +90,36 @@ impl fmt::Debug for Target {
     }
 }
 
-/// Evidence facts as their sentences, written without a `String` each.
-struct EvidenceJson<'a>(&'a [Evidence]);
+/// The sentences of the evidence facts met so far in this output: a full-range scan
+/// writes 65,535 ports with a handful of distinct facts, so each is worded once (the
+/// book is emptied if a capture brings too many distinct ones).
+#[derive(Default)]
+pub struct Phrasebook(RefCell<FxHashMap<Evidence, Box<str>>>);
+
+const PHRASEBOOK_MAX: usize = 4096;
+
+/// Evidence facts as their sentences.
+struct EvidenceJson<'a>(&'a [Evidence], &'a Phrasebook);
 
 impl Serialize for EvidenceJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(words::EvidenceWords))
+        s.collect_seq(self.0.iter().map(|e| Phrase(e, self.1)))
     }
 }
 
-impl Serialize for words::EvidenceWords<'_> {
+struct Phrase<'a>(&'a Evidence, &'a Phrasebook);
+
+impl Serialize for Phrase<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let mut book = self.1.0.borrow_mut();
+        if !book.contains_key(self.0) {
+            if book.len() >= PHRASEBOOK_MAX {
+                book.clear();
+            }
+            let said = words::EvidenceWords(self.0).to_string().into_boxed_str();
+            book.insert(*self.0, said);
+        }
+        s.serialize_str(&book[self.0])
     }
 }
 
@@ -129,7 +149,7 @@ struct PortJson<'a> {
     note: Option<NoteJson<'a>>,
 }
 
-fn port_json(v: &PortVerdict) -> PortJson<'_> {
+fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
     PortJson {
         kind: "port",
         target: Target(v.target.ip()),
@@ -137,7 +157,7 @@ fn port_json(v: &PortVerdict) -> PortJson<'_> {
         state: v.state.as_str(),
         reason: v.reason.name(),
         responder: v.responder.as_str(),
-        evidence: EvidenceJson(&v.evidence),
+        evidence: EvidenceJson(&v.evidence, book),
         observed: v.observed,
         attempts: v.attempts,
         trace: Trace(v),
@@ -163,12 +183,13 @@ struct SummaryJson<'a> {
 
 /// One port as a JSON value (for tests and embedding).
 pub fn port_object(v: &PortVerdict) -> serde_json::Value {
-    serde_json::to_value(port_json(v)).expect("plain data serialises")
+    serde_json::to_value(port_json(v, &Phrasebook::default())).expect("plain data serialises")
 }
 
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
+    let book = Phrasebook::default();
     for v in &report.verdicts {
-        serde_json::to_writer(&mut *out, &port_json(v))?;
+        serde_json::to_writer(&mut *out, &port_json(v, &book))?;
         out.write_all(b"\n")?;
     }
     let summary = SummaryJson {
