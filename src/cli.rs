@@ -1,8 +1,10 @@
 //! Command line: parse, validate what the user typed (exit 2 naming the bad value), then
 //! build the expensive objects and hand the finished report to a sink.
 
-use std::io::{self, IsTerminal, Write};
+use std::cell::Cell;
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 use synack::live::{self, Progress, ScanOptions, prober::ProbeConfig};
 use synack::replay;
-use synack::report::{self, ScanReport, text::TextOptions};
+use synack::report::{self, RunSummary, ScanReport, Sink, TargetReport, text::TextOptions};
 use synack_core::targets::{self, SystemResolver};
 
 const AFTER_HELP: &str = "\
@@ -279,39 +281,65 @@ fn run_scan(args: ScanArgs) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     let mut hooks = CliHooks {
         show_progress: io::stderr().is_terminal(),
-        progress_shown: false,
+        progress_shown: Rc::new(Cell::new(false)),
         live: args.live,
         live_to_stderr: args.output.json,
         unicode: terminal_style(&args.output).0,
         first_ts: None,
     };
     // Captures and -w file opened, then privileges dropped while no thread exists yet.
+    let mut sink = ClearsProgress {
+        inner: stdout_sink(&args.output),
+        shown: hooks.progress_shown.clone(),
+    };
     let result = live::prepare(&targets, &opts).and_then(|scan| {
         scan.drop_privileges()?;
         install_interrupt(stop.clone());
-        scan.run(stop.clone(), &mut hooks)
+        scan.run(stop.clone(), &mut hooks, &mut sink)
     });
-    if hooks.progress_shown {
+    if hooks.progress_shown.get() {
         eprint!("\r\x1b[K");
     }
-    let report = match result {
-        Ok(r) => r,
+    match result {
+        Ok(summary) => conclude(Ok(summary)),
+        Err(live::ScanError::Output(e)) => conclude(Err(e)),
         Err(e) => {
             eprintln!("synack: {e}");
-            return match e {
+            match e {
                 live::ScanError::WriteNeedsCapture(_) | live::ScanError::MixedLinkTypes(_) => 2,
                 _ => 1,
-            };
+            }
         }
-    };
-    let code = emit(&report, &args.output);
-    if report.interrupted { 130 } else { code }
+    }
+}
+
+/// Clears the progress line (stderr) before a target's block reaches stdout, so the two
+/// do not run into each other on a terminal.
+struct ClearsProgress {
+    inner: Box<dyn Sink>,
+    shown: Rc<Cell<bool>>,
+}
+
+impl Sink for ClearsProgress {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        if self.shown.replace(false) {
+            eprint!("\r\x1b[K");
+        }
+        self.inner.target(t)
+    }
+
+    fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        if self.shown.replace(false) {
+            eprint!("\r\x1b[K");
+        }
+        self.inner.finish(s)
+    }
 }
 
 /// Progress line on stderr (only on a terminal, never on stdout) and `--live` packets.
 struct CliHooks {
     show_progress: bool,
-    progress_shown: bool,
+    progress_shown: Rc<Cell<bool>>,
     live: bool,
     live_to_stderr: bool,
     unicode: bool,
@@ -321,7 +349,7 @@ struct CliHooks {
 impl live::ScanHooks for CliHooks {
     fn progress(&mut self, p: &Progress) {
         if self.show_progress && p.elapsed >= Duration::from_secs(1) {
-            self.progress_shown = true;
+            self.progress_shown.set(true);
             // A calibration probe (docs/verdicts.md) may finish one port more than asked.
             let done = p.ports_done.min(p.ports_total);
             let rate = done as f64 / p.elapsed.as_secs_f64().max(0.001);
@@ -343,7 +371,7 @@ impl live::ScanHooks for CliHooks {
         }
         let first = *self.first_ts.get_or_insert(ts);
         let line = report::live_line(ts.since(first), obs, self.unicode);
-        if self.progress_shown {
+        if self.progress_shown.get() {
             eprint!("\r\x1b[K");
         }
         if self.live_to_stderr {
@@ -355,16 +383,14 @@ impl live::ScanHooks for CliHooks {
 }
 
 fn run_replay(args: ReplayArgs) -> i32 {
-    match replay::replay_files(&args.files) {
-        Ok(report) => {
-            let code = emit(&report, &args.output);
-            // The process ends now: freeing tens of thousands of verdicts one by one
-            // would only delay the exit.
-            std::mem::forget(report);
-            code
-        }
-        Err(e) => error(e),
-    }
+    let readers = match replay::open_files(&args.files) {
+        Ok(r) => r,
+        Err(e) => return error(e),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone());
+    let mut sink = stdout_sink(&args.output);
+    conclude(replay::replay_into(readers, sink.as_mut(), &stop))
 }
 
 /// (Unicode arrows, colour) for stdout: colour only on a terminal (not TERM=dumb)
@@ -406,40 +432,57 @@ fn output_width() -> usize {
     }
 }
 
-/// Writes the report to stdout; warnings to stderr. A closed pipe is not an error.
-fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
-    for w in &report.warnings {
-        eprintln!("synack: warning: {w}");
+/// The sink for stdout in the chosen format: each target's block leaves as soon as it
+/// is final.
+fn stdout_sink(out: &OutputArgs) -> Box<dyn Sink> {
+    let stdout = io::BufWriter::new(io::stdout());
+    if out.json {
+        return Box::new(report::json::JsonSink::new(stdout));
     }
-    let stdout = io::stdout();
-    let mut lock = io::BufWriter::new(stdout.lock());
-    let result = if out.json {
-        report::json::write(&mut lock, report)
-    } else {
-        let (unicode, color) = terminal_style(out);
-        let opts = TextOptions {
+    let (unicode, color) = terminal_style(out);
+    let opts = TextOptions {
+        unicode,
+        color,
+        show_all: out.show_all,
+        ladder: out.ladder.then_some(synack::report::ladder::LadderOptions {
             unicode,
             color,
-            show_all: out.show_all,
-            ladder: out.ladder.then_some(synack::report::ladder::LadderOptions {
-                unicode,
-                color,
-                width: 80,
-            }),
-            explain: out.explain,
-            width: output_width(),
-            ..TextOptions::default()
-        };
-        report::text::write(&mut lock, report, &opts)
+            width: 80,
+        }),
+        explain: out.explain,
+        width: output_width(),
+        ..TextOptions::default()
     };
-    match result.and_then(|_| lock.flush()) {
-        Ok(()) => 0,
+    Box::new(report::text::TextSink::new(stdout, opts))
+}
+
+/// The end of a run on the command line: its warnings on stderr, and the exit code
+/// (a closed pipe is not an error; Ctrl-C is 130).
+fn conclude(result: io::Result<RunSummary>) -> i32 {
+    match result {
+        Ok(s) => {
+            for w in &s.warnings {
+                eprintln!("synack: warning: {w}");
+            }
+            if s.interrupted { 130 } else { 0 }
+        }
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("synack: writing output: {e}");
             1
         }
     }
+}
+
+/// Writes a whole report (the bundled demo capture) to stdout.
+fn emit(report: &ScanReport, out: &OutputArgs) -> i32 {
+    let mut sink = stdout_sink(out);
+    let result = report.write_to(sink.as_mut()).map(|()| RunSummary {
+        warnings: report.warnings.clone(),
+        interrupted: report.interrupted,
+        ..RunSummary::default()
+    });
+    conclude(result)
 }
 
 /// Ctrl-C: the first sets `stop` (the scan ends with what it found), the second exits.

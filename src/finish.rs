@@ -1,38 +1,121 @@
-//! The end of a run, the same for a live scan and a replay: judge what the correlator
-//! kept, say what it did not keep, and set apart the ports synack probed on its own
-//! (calibration). One place, so the two sources cannot drift apart again.
+//! The output side of a run, the same for a live scan and a replay: each target is judged
+//! as soon as it is final and handed to the sink, the totals are counted on the way, and
+//! the end says what was kept, cut and lost. One place, so the two sources cannot drift
+//! apart.
 
-use synack_core::exchange::{MAX_ATTEMPTS, Tracker};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use rustc_hash::FxHashSet;
+use synack_core::exchange::{Attempt, MAX_ATTEMPTS, TrackerStats};
 use synack_core::verdict::{LiveFacts, judge_owned};
 
-use crate::report::{ScanReport, words};
+use crate::report::{RunSummary, Sink, TargetReport, words};
 
-/// Judges what `tracker` kept into `report`: verdicts, and the warnings and notes about
-/// them. `live` is the prober's side of a live scan (None for a replay).
-pub fn finish(report: &mut ScanReport, tracker: Tracker, mut live: Option<LiveFacts>) {
-    let stats = tracker.stats();
-    if stats.attempts_not_kept > 0 {
-        report.warnings.push(words::attempts_not_kept(
-            stats.attempts_not_kept,
-            MAX_ATTEMPTS,
-        ));
-        if let Some(live) = live.as_mut() {
-            live.attempts_limit_reached = Some(MAX_ATTEMPTS);
+/// A run's results on their way to a sink.
+pub struct Run<'s> {
+    sink: &'s mut dyn Sink,
+    names: BTreeMap<IpAddr, String>,
+    summary: RunSummary,
+    hosts: FxHashSet<IpAddr>,
+    /// The first error writing to the sink (a closed pipe, a full disk): nothing more is
+    /// written, and the caller may stop early.
+    failed: Option<io::Error>,
+}
+
+impl<'s> Run<'s> {
+    /// `names`: hostnames the user typed, by address. `captured`: whether packets were
+    /// captured at all.
+    pub fn new(sink: &'s mut dyn Sink, names: BTreeMap<IpAddr, String>, captured: bool) -> Self {
+        Run {
+            sink,
+            names,
+            summary: RunSummary {
+                captured,
+                ..RunSummary::default()
+            },
+            hosts: FxHashSet::default(),
+            failed: None,
         }
     }
-    let mut verdicts = judge_owned(tracker.into_attempts(), live.as_ref());
-    if let Some(live) = live.as_ref().filter(|l| !l.calibration.is_empty()) {
-        // Calibration ports informed the baselines; they were not asked for.
-        for c in &live.calibration {
-            report.notes.push(words::calibration_probed(*c));
-        }
-        for v in verdicts
-            .iter()
-            .filter(|v| live.calibration.contains(&v.target))
-        {
-            report.notes.push(words::calibration_answered(v));
-        }
-        verdicts.retain(|v| !live.calibration.contains(&v.target));
+
+    /// Whether writing failed; the run may as well stop.
+    pub fn failed(&self) -> bool {
+        self.failed.is_some()
     }
-    report.verdicts = verdicts;
+
+    /// Something the user must know, said once.
+    pub fn warn(&mut self, w: String) {
+        if !self.summary.warnings.contains(&w) {
+            self.summary.warnings.push(w);
+        }
+    }
+
+    pub fn set_captured(&mut self, captured: bool) {
+        self.summary.captured = captured;
+    }
+
+    /// Judges one final target's attempts (with the prober's records when live) and
+    /// writes its report. Calibration ports informed the baseline; they become notes, not
+    /// rows.
+    pub fn target(&mut self, ip: IpAddr, attempts: Vec<Attempt>, live: Option<&LiveFacts>) {
+        let mut verdicts = judge_owned(attempts, live);
+        if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
+            for c in live.calibration.iter().filter(|c| c.ip() == ip) {
+                self.summary.notes.push(words::calibration_probed(*c));
+            }
+            for v in verdicts
+                .iter()
+                .filter(|v| live.calibration.contains(&v.target))
+            {
+                self.summary.notes.push(words::calibration_answered(v));
+            }
+            verdicts.retain(|v| !live.calibration.contains(&v.target));
+        }
+        if verdicts.is_empty() {
+            return;
+        }
+        self.summary.add(&verdicts);
+        self.hosts.insert(ip);
+        if self.failed.is_some() {
+            return;
+        }
+        let report = TargetReport {
+            ip,
+            name: self.names.get(&ip).map(String::as_str),
+            verdicts: &verdicts,
+        };
+        if let Err(e) = self.sink.target(&report) {
+            self.failed = Some(e);
+        }
+        // The verdicts are freed here: the target is done.
+    }
+
+    /// The end: what the correlator could not keep, the totals, the closing output.
+    /// Returns the summary, or the first write error.
+    pub fn end(
+        mut self,
+        stats: TrackerStats,
+        elapsed: Duration,
+        capture_drops: u64,
+        interrupted: bool,
+    ) -> Result<RunSummary, io::Error> {
+        if stats.attempts_not_kept > 0 {
+            self.warn(words::attempts_not_kept(
+                stats.attempts_not_kept,
+                MAX_ATTEMPTS,
+            ));
+        }
+        self.summary.hosts = self.hosts.len();
+        self.summary.elapsed = elapsed;
+        self.summary.capture_drops = capture_drops;
+        self.summary.interrupted = interrupted;
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.sink.finish(&self.summary)?;
+        Ok(self.summary)
+    }
 }

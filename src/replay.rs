@@ -1,82 +1,108 @@
 //! Replay: the same decode → exchange → verdict path as the live scan, fed from capture
-//! files. Frames stream through; only the per-attempt exchanges are kept.
+//! files, streaming. Frames are read as they arrive (a pipe or a growing file works);
+//! attempts end on the capture's own clock ([`synack_core::stream`]) and each target's
+//! report leaves as soon as the target is final, so memory holds what is in flight, not
+//! the capture.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::report::ScanReport;
 use synack_core::capfile::{CapfileError, CaptureReader};
 use synack_core::decode::{Skip, decode};
-use synack_core::exchange::Tracker;
 use synack_core::frame::Timestamp;
+use synack_core::stream::{FinalTarget, Stream, Timeouts};
 
-/// Replays the files as one capture. An unreadable file start is an error (exit 2);
-/// damage later in a file ends that file with a warning, keeping what was read.
-pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
-    let readers = paths
-        .iter()
-        .map(|p| CaptureReader::open(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let bytes = paths
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    Ok(replay_sized(readers, bytes))
+use crate::finish::Run;
+use crate::report::{Collect, RunSummary, ScanReport, Sink};
+
+/// Opens every file first: an unreadable file start is an error (exit 2) before any
+/// output.
+pub fn open_files(paths: &[PathBuf]) -> Result<Vec<CaptureReader>, CapfileError> {
+    paths.iter().map(|p| CaptureReader::open(p)).collect()
 }
 
-/// Replays already opened captures as one.
-pub fn replay(readers: Vec<CaptureReader>) -> ScanReport {
-    replay_sized(readers, 0)
-}
-
-/// [`replay`] with a hint of the total input size in bytes, to size the tracker once
-/// (a scan capture holds about one attempt per 150 bytes).
-fn replay_sized(readers: Vec<CaptureReader>, bytes: u64) -> ScanReport {
-    let expected = (bytes / 150).min(1 << 20) as usize;
-    let mut tracker = Tracker::with_capacity(expected);
-    let mut report = ScanReport {
-        captured: true,
-        ..ScanReport::default()
-    };
+/// Replays the captures as one into `sink`. Damage later in a file ends that file with a
+/// warning, keeping what was read; `stop` (Ctrl-C) ends the replay with what was decided.
+/// Returns the run's summary, or the error writing to the sink.
+pub fn replay_into(
+    readers: Vec<CaptureReader>,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+) -> std::io::Result<RunSummary> {
+    let mut run = Run::new(sink, BTreeMap::new(), true);
+    let mut stream = Stream::new(Timeouts::default());
     let mut skips: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (None::<Timestamp>, None::<Timestamp>);
-    for mut reader in readers {
+    let emit = |run: &mut Run, done: Vec<FinalTarget>| {
+        for t in done {
+            run.target(t.ip, t.attempts, None);
+        }
+    };
+    let mut interrupted = false;
+    'files: for mut reader in readers {
         loop {
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break 'files;
+            }
             match reader.next_frame() {
                 Ok(Some(frame)) => {
                     first = Some(first.map_or(frame.ts, |f| f.min(frame.ts)));
                     last = Some(last.map_or(frame.ts, |l| l.max(frame.ts)));
                     match decode(&frame) {
-                        Ok(obs) => tracker.observe(frame.ts, &obs, |_| true),
+                        Ok(obs) => {
+                            let done = stream.observe(frame.ts, &obs);
+                            emit(&mut run, done);
+                        }
                         // Other protocols are expected in any capture; damage is worth a word.
                         Err(Skip::NotIp | Skip::OtherProtocol) => {}
                         Err(skip) => *skips.entry(skip.describe()).or_default() += 1,
                     }
+                    if run.failed() {
+                        break 'files;
+                    }
                 }
                 Ok(None) => break,
+                Err(_) if stop.load(Ordering::Relaxed) => {
+                    interrupted = true;
+                    break 'files;
+                }
                 Err(e) => {
-                    report
-                        .warnings
-                        .push(format!("{e}; verdicts use the packets before it"));
+                    run.warn(format!("{e}; verdicts use the packets before it"));
                     break;
                 }
             }
         }
         for w in reader.warnings() {
-            report.warnings.push(format!("{}: {w}", reader.name()));
+            run.warn(format!("{}: {w}", reader.name()));
         }
     }
     for (what, n) in skips {
-        report.warnings.push(format!(
+        run.warn(format!(
             "{n} packet{} skipped: {what}",
             if n == 1 { "" } else { "s" }
         ));
     }
-    crate::finish::finish(&mut report, tracker, None);
-    if let (Some(f), Some(l)) = (first, last) {
-        report.elapsed = Duration::from_nanos(l.since(f));
-    }
-    report
+    let stats = stream.stats();
+    emit(&mut run, stream.finish());
+    let elapsed = match (first, last) {
+        (Some(f), Some(l)) => Duration::from_nanos(l.since(f)),
+        _ => Duration::ZERO,
+    };
+    run.end(stats, elapsed, 0, interrupted)
+}
+
+/// Replays already opened captures as one, into a report held in memory (the bundled
+/// demo capture, tests).
+pub fn replay(readers: Vec<CaptureReader>) -> ScanReport {
+    let mut collect = Collect::default();
+    let _ = replay_into(readers, &mut collect, &AtomicBool::new(false));
+    collect.into_report()
+}
+
+/// [`replay`] of files.
+pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
+    Ok(replay(open_files(paths)?))
 }

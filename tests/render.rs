@@ -122,7 +122,7 @@ impl Capture {
     }
 
     fn verdicts(&self) -> Vec<PortVerdict> {
-        judge_all(self.tracker.attempts(), None)
+        judge_all(&self.tracker.snapshot(), None)
     }
 }
 

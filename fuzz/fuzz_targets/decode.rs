@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, link) in LINKS.iter().enumerate() {
         feed(&mut tracker, i as u64 * 1_000, *link, data);
     }
-    let _ = judge_all(tracker.attempts(), None);
+    let _ = judge_all(&tracker.snapshot(), None);
 
     let mut tracker = Tracker::new();
     let mut rest = data;
@@ -68,5 +68,5 @@ fuzz_target!(|data: &[u8]| {
         };
         rest = after;
     }
-    let _ = judge_all(tracker.attempts(), None);
+    let _ = judge_all(&tracker.snapshot(), None);
 });

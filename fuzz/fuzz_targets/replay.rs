@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     }
     warnings.extend(reader.warnings());
     let report = ScanReport {
-        verdicts: judge_all(tracker.attempts(), None),
+        verdicts: judge_all(&tracker.snapshot(), None),
         captured: true,
         warnings,
         ..ScanReport::default()

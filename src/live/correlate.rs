@@ -1,9 +1,15 @@
-//! The correlator: the calling thread's phase loop during a live scan. It feeds captured
-//! observations to the tracker and the probers' connect() records to the live facts,
-//! decides whether a calibration probe is needed once the probes are answered, and ends
-//! the capture after the grace period.
+//! The correlator: the calling thread's loop during a live scan. It feeds captured
+//! observations to the tracker and the probers' connect() records to per-target state,
+//! and streams: a target whose ports are all decided is judged once its last answers had
+//! time to be read, handed to the sink, and freed. Memory holds the targets in flight (the
+//! probers work through the targets in groups, see `prober::order`), not the scan.
+//!
+//! Targets leave in the order they were given, so the output reads as it always did; a
+//! target that finishes early waits for those before it (at most a group's worth).
+//! A target whose RSTs never reflected the probe's DSCP is held until the probers are
+//! done, then calibrated with one extra port (docs/verdicts.md) and judged.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,65 +21,39 @@ use rustc_hash::FxHashMap;
 use super::prober::{ProbeConfig, ProbeEvent};
 use super::{ProberHandles, Progress, ScanError, ScanHooks, ScanOptions, capture};
 use super::{join_probers, start_probers};
-use crate::report::ScanReport;
-use synack_core::exchange::Tracker;
-use synack_core::verdict::{ConnectOutcome, LiveFacts};
+use crate::finish::Run;
+use synack_core::exchange::{Attempt, Dir, MAX_ATTEMPTS, Tracker, TrackerStats};
+use synack_core::verdict::{Baseline, ConnectOutcome, LiveFacts, ProbeRecord};
 
-/// The capture always goes on this long after the last attempt, even when every attempt
-/// was answered: the answers are in the kernel's queue by then, this covers the read.
-const MIN_GRACE: Duration = Duration::from_millis(10);
-
-/// Where the correlator is: probing, letting the last answers arrive before deciding on
-/// calibration, or in the grace period before the captures stop.
-#[derive(Clone, Copy, Debug)]
-enum Phase {
-    Probing,
-    Settling(Instant),
-    Grace(Instant),
-}
-
-/// How long after the last attempt the correlator waits for its answers to be read
-/// before judging whether a baseline is missing.
+/// How long after a target's last port is decided the correlator waits for that port's
+/// packets to be read from the capture before judging it.
 const SETTLE: Duration = Duration::from_millis(20);
 
 /// Ports never scanned by default and rarely used, tried in order as calibration probes.
 const CALIBRATION_PORTS: [u16; 4] = [47291, 51793, 60011, 38919];
 
-/// Targets that answered with RSTs of which none reflected the probe's DSCP: nothing
-/// tells their stack's RST from a firewall's (docs/verdicts.md). One port each, expected
-/// closed and not in the scan, is probed to learn what the stack's own RST looks like.
-fn calibration_probes(tracker: &Tracker, targets: &[IpAddr], cfg: &ProbeConfig) -> Vec<SocketAddr> {
+/// The calibration port for this scan, if it marks its SYNs: one not among its ports.
+fn calibration_port(cfg: &ProbeConfig) -> Option<u16> {
     if cfg.dscp.is_none_or(|d| d == 0) {
-        return Vec::new();
+        return None;
     }
-    let Some(port) = CALIBRATION_PORTS
+    CALIBRATION_PORTS
         .into_iter()
         .find(|p| cfg.ports.binary_search(p).is_err())
-    else {
-        return Vec::new();
-    };
-    let mut by_ip: FxHashMap<IpAddr, Vec<&synack_core::exchange::Attempt>> = FxHashMap::default();
-    for a in tracker.attempts() {
-        by_ip.entry(a.key.target.ip()).or_default().push(a);
-    }
-    targets
-        .iter()
-        .filter(|ip| {
-            let Some(list) = by_ip.get(ip) else {
-                return false;
-            };
-            let got_rst = list.iter().any(|a| {
-                a.packets.iter().any(|p| {
-                    p.dir == synack_core::exchange::Dir::In && p.flags().is_some_and(|f| f.rst())
-                })
-            });
-            got_rst
-                && synack_core::verdict::Baseline::of(**ip, list.iter().copied())
-                    .reflecting_rst_port
-                    .is_none()
-        })
-        .map(|ip| SocketAddr::new(*ip, port))
-        .collect()
+}
+
+/// A target answered with RSTs of which none reflected the probe's DSCP: nothing tells
+/// its stack's RST from a firewall's until a port expected closed is probed.
+fn needs_calibration(ip: IpAddr, attempts: &[&Attempt]) -> bool {
+    let got_rst = attempts.iter().any(|a| {
+        a.packets
+            .iter()
+            .any(|p| p.dir == Dir::In && p.flags().is_some_and(|f| f.rst()))
+    });
+    got_rst
+        && Baseline::of(ip, attempts.iter().copied())
+            .reflecting_rst_port
+            .is_none()
 }
 
 /// Whether an observation concerns one of the scanned addresses.
@@ -97,23 +77,168 @@ pub(super) struct Running<'a> {
     pub(super) capture_stop: &'a Arc<AtomicBool>,
 }
 
-/// What the correlator gathered: the attempts seen on the wire and the connect() records.
-pub(super) struct Correlated {
-    pub(super) tracker: Tracker,
-    pub(super) facts: LiveFacts,
-    pub(super) records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
+/// One target on its way through the scan.
+#[derive(Debug, Default)]
+struct TargetState {
+    /// Ports not decided yet (the calibration port counts once it is probed).
+    ports_left: usize,
+    /// Records of decided ports; only these are judged (an interrupted scan reports what
+    /// it completed).
+    records: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
+    /// Records of ports still being tried.
+    pending: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
+    /// Every attempt so far was answered (no late answer to wait for).
+    all_answered: bool,
+    /// Decided, and its packets had time to arrive: ready to judge.
+    ready: bool,
+    /// Held for a calibration probe.
+    calibration: Option<SocketAddr>,
 }
 
-/// The correlator's phase loop: feeds captured observations to the tracker and prober
-/// events to the records until the probers are done (with a calibration round if a
-/// baseline is missing) and the grace period has run out.
+/// The correlator's state.
+struct Correlator<'r, 's> {
+    run: &'r mut Run<'s>,
+    tracker: Tracker,
+    ports_per_target: usize,
+    targets: FxHashMap<IpAddr, TargetState>,
+    /// Targets in the order given; `next` is the first not yet written.
+    order: &'r [IpAddr],
+    next: usize,
+    /// (when its packets are in, target) for targets whose ports are all decided.
+    settling: VecDeque<(Instant, IpAddr)>,
+    /// Targets held for calibration, in order.
+    held: Vec<IpAddr>,
+    scope: HashSet<IpAddr>,
+    captured: bool,
+    late_grace: Duration,
+    progress: Progress,
+}
+
+impl Correlator<'_, '_> {
+    fn state(&mut self, ip: IpAddr) -> &mut TargetState {
+        let ports = self.ports_per_target;
+        self.targets.entry(ip).or_insert_with(|| TargetState {
+            ports_left: ports,
+            all_answered: true,
+            ..TargetState::default()
+        })
+    }
+
+    fn event(&mut self, ev: ProbeEvent) {
+        match ev {
+            ProbeEvent::Finished {
+                target,
+                record,
+                port_done,
+            } => {
+                if record.outcome == ConnectOutcome::Connected {
+                    self.progress.open += 1;
+                }
+                let late = self.late_grace;
+                let st = self.state(target.ip());
+                if record.outcome == ConnectOutcome::TimedOut {
+                    st.all_answered = false;
+                }
+                st.pending.entry(target).or_default().push(record);
+                if port_done {
+                    if let Some(list) = st.pending.remove(&target) {
+                        st.records.insert(target, list);
+                    }
+                    st.ports_left = st.ports_left.saturating_sub(1);
+                    let done = st.ports_left == 0;
+                    let wait = if st.all_answered { SETTLE } else { late };
+                    self.progress.ports_done += 1;
+                    if done {
+                        self.settling
+                            .push_back((Instant::now() + wait, target.ip()));
+                    }
+                }
+            }
+            ProbeEvent::Notice(msg) => self.run.warn(msg),
+            ProbeEvent::Done { .. } => {}
+        }
+    }
+
+    /// Marks settled targets ready (or holds them for calibration) and writes every
+    /// ready target at the head of the order.
+    fn advance(&mut self, now: Instant, cal_port: Option<u16>, calibrating: bool) {
+        while let Some(&(due, ip)) = self.settling.front() {
+            if due > now {
+                break;
+            }
+            self.settling.pop_front();
+            let needs = !calibrating
+                && cal_port.is_some()
+                && self
+                    .targets
+                    .get(&ip)
+                    .is_some_and(|t| t.calibration.is_none())
+                && {
+                    let list = self.tracker.attempts_of(ip);
+                    needs_calibration(ip, &list)
+                };
+            let st = self.state(ip);
+            if needs {
+                st.calibration = cal_port.map(|p| SocketAddr::new(ip, p));
+                self.held.push(ip);
+            } else {
+                st.ready = true;
+            }
+        }
+        self.write_ready();
+    }
+
+    /// Writes targets in order while the next one is ready.
+    fn write_ready(&mut self) {
+        while let Some(&ip) = self.order.get(self.next) {
+            if !self.targets.get(&ip).is_some_and(|t| t.ready) {
+                break;
+            }
+            self.next += 1;
+            self.judge(ip);
+        }
+    }
+
+    /// Judges one target from its attempts and records and writes it; frees both.
+    fn judge(&mut self, ip: IpAddr) {
+        let Some(st) = self.targets.remove(&ip) else {
+            return;
+        };
+        self.scope.remove(&ip);
+        let attempts = self.tracker.take_target(ip);
+        let facts = LiveFacts {
+            probes: st.records,
+            captured: self.captured,
+            capture_drops: 0,
+            calibration: st.calibration.into_iter().collect(),
+            attempts_limit_reached: (self.tracker.stats().attempts_not_kept > 0)
+                .then_some(MAX_ATTEMPTS),
+        };
+        self.run.target(ip, attempts, Some(&facts));
+    }
+
+    /// The end (probers done or interrupted): every target still here is judged with
+    /// what it completed, in order.
+    fn flush(&mut self) {
+        while let Some(&ip) = self.order.get(self.next) {
+            self.next += 1;
+            self.judge(ip);
+        }
+    }
+}
+
+/// The correlator's loop: feeds captured observations to the tracker and prober events
+/// to the targets until the probers are done (with a calibration round for the targets
+/// that need one), writing each target as it is final; then the grace period, the
+/// captures' end, and whatever an interruption left.
 pub(super) fn correlate(
     running: &Running<'_>,
     probers: (ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>),
     cap_rx: crossbeam_channel::Receiver<capture::Batch>,
-    report: &mut ScanReport,
+    run: &mut Run<'_>,
+    captured: bool,
     hooks: &mut dyn ScanHooks,
-) -> Result<Correlated, ScanError> {
+) -> Result<TrackerStats, ScanError> {
     let Running {
         addrs,
         opts,
@@ -123,26 +248,40 @@ pub(super) fn correlate(
     } = *running;
     let (mut prober, ev_rx) = probers;
     let mut ev_rx = Some(ev_rx);
-    let scope: HashSet<IpAddr> = addrs.iter().copied().collect();
-    let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
-    let mut tracker = Tracker::with_capacity(progress_total(addrs.len(), opts.probe.ports.len()));
-    let mut facts = LiveFacts {
-        captured: report.captured,
-        ..LiveFacts::default()
+    let mut c = Correlator {
+        run,
+        tracker: Tracker::with_capacity(super::prober::in_flight_hint(
+            addrs.len(),
+            opts.probe.ports.len(),
+        ))
+        .index_targets(),
+        ports_per_target: opts.probe.ports.len(),
+        targets: FxHashMap::default(),
+        order: addrs,
+        next: 0,
+        settling: VecDeque::new(),
+        held: Vec::new(),
+        scope: addrs.iter().copied().collect(),
+        captured,
+        late_grace: opts.grace,
+        progress: Progress {
+            ports_total: addrs.len() * opts.probe.ports.len(),
+            ..Progress::default()
+        },
     };
-    let mut records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>> =
-        FxHashMap::default();
-    let mut progress = Progress {
-        ports_total: addrs.len() * opts.probe.ports.len(),
-        ..Progress::default()
+    let cal_port = if captured {
+        calibration_port(&opts.probe)
+    } else {
+        None
     };
+    let mut calibrating = false;
+    let mut probing_done = false;
+    let mut captures_open = captured;
+    let mut grace_from: Option<Instant> = None;
+    // Each target waited for its own late answers before it was judged; the capture goes
+    // on only to read (and write with -w) what is still queued.
+    let grace = Duration::from_millis(10);
     let mut last_progress = Instant::now();
-    let mut phase = Phase::Probing;
-    let mut calibrated = false;
-    // Shortened when the probers say no late answer can come (see ProbeEvent::Done).
-    let mut grace = opts.grace;
-    let mut late_answers = Duration::ZERO;
-    let mut captures_open = report.captured;
     // Selecting on a closed channel returns at once: wait on one that never delivers
     // instead once a source is gone.
     let no_capture = crossbeam_channel::never::<capture::Batch>();
@@ -151,17 +290,7 @@ pub(super) fn correlate(
         select! {
             recv(ev_rx.as_ref().unwrap_or(&no_events)) -> ev => match ev {
                 Ok(evs) => for ev in evs {
-                    if let ProbeEvent::Done { late_answers_until } = ev {
-                        late_answers = late_answers.max(late_answers_until);
-                        grace = opts.grace.min(late_answers.max(MIN_GRACE));
-                        continue;
-                    }
-                    if let ProbeEvent::Notice(msg) = &ev
-                        && report.warnings.contains(msg)
-                    {
-                        continue;
-                    }
-                    handle_event(ev, &mut records, &mut facts, &mut progress, report)
+                    c.event(ev);
                 },
                 Err(_) => {
                     ev_rx = None;
@@ -169,97 +298,84 @@ pub(super) fn correlate(
                         capture_stop.store(true, Ordering::Release);
                         return Err(e);
                     }
-                    let now = Instant::now();
-                    phase = if calibrated || !captures_open { Phase::Grace(now) } else { Phase::Settling(now) };
+                    if calibrating {
+                        probing_done = true;
+                    }
                 }
             },
             recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
-                Ok(batch) => for (ts, obs) in &batch {
-                    tracker.observe(*ts, obs, accept);
-                    if concerns(obs, &scope) {
-                        hooks.packet(*ts, obs);
+                Ok(batch) => {
+                    let scope = &c.scope;
+                    let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
+                    for (ts, obs) in &batch {
+                        c.tracker.observe(*ts, obs, accept);
+                        if concerns(obs, scope) {
+                            hooks.packet(*ts, obs);
+                        }
                     }
                 },
                 Err(_) => captures_open = false,
             },
-            default(Duration::from_millis(20)) => {}
+            default(Duration::from_millis(10)) => {}
         }
-        match phase {
-            Phase::Probing => {}
-            // The answers to the last SYNs are correlated by now: is a baseline missing?
-            Phase::Settling(since) if since.elapsed() >= SETTLE => {
-                calibrated = true;
-                let cal = calibration_probes(&tracker, addrs, &opts.probe);
-                if cal.is_empty() || stop.load(Ordering::Relaxed) {
-                    phase = Phase::Grace(since);
-                } else {
-                    let mut cfg = opts.probe.clone();
-                    cfg.targets = cal.iter().map(|c| c.ip()).collect();
-                    cfg.ports = vec![cal[0].port()];
-                    facts.calibration = cal;
-                    let (handle, rx) = start_probers(cfg, stop.clone()).inspect_err(|_| {
-                        capture_stop.store(true, Ordering::Release);
-                    })?;
-                    prober = handle;
-                    ev_rx = Some(rx);
-                    phase = Phase::Probing;
+        let now = Instant::now();
+        c.advance(now, cal_port, calibrating);
+        let interrupted = stop.load(Ordering::Relaxed);
+        if ev_rx.is_none() && interrupted {
+            probing_done = true;
+        }
+        // The main probers are done and the settled targets that need it are held: one
+        // calibration round for them all.
+        if ev_rx.is_none() && !probing_done && !calibrating && c.settling.is_empty() && !interrupted
+        {
+            calibrating = true;
+            let cal: Vec<SocketAddr> = c
+                .held
+                .iter()
+                .filter_map(|ip| c.targets.get(ip).and_then(|t| t.calibration))
+                .collect();
+            if cal.is_empty() {
+                probing_done = true;
+            } else {
+                for ip in &c.held {
+                    // The calibration port is one more port to decide.
+                    c.targets.get_mut(ip).expect("held targets stay").ports_left += 1;
                 }
-            }
-            Phase::Settling(_) => {}
-            Phase::Grace(since) => {
-                if !captures_open {
-                    break;
-                }
-                if since.elapsed() >= grace || stop.load(Ordering::Relaxed) {
+                let mut cfg = opts.probe.clone();
+                cfg.targets = cal.iter().map(|s| s.ip()).collect();
+                cfg.ports = vec![cal[0].port()];
+                let (handle, rx) = start_probers(cfg, stop.clone()).inspect_err(|_| {
                     capture_stop.store(true, Ordering::Release);
-                }
+                })?;
+                prober = handle;
+                ev_rx = Some(rx);
             }
+        }
+        if probing_done && (c.settling.is_empty() || interrupted) {
+            let from = *grace_from.get_or_insert(now);
+            if !captures_open {
+                break;
+            }
+            if now.duration_since(from) >= grace || interrupted {
+                capture_stop.store(true, Ordering::Release);
+            }
+        }
+        if c.run.failed() {
+            stop.store(true, Ordering::Relaxed);
         }
         if last_progress.elapsed() >= Duration::from_millis(200) {
-            progress.elapsed = began.elapsed();
-            hooks.progress(&progress);
+            c.progress.elapsed = began.elapsed();
+            hooks.progress(&c.progress);
             last_progress = Instant::now();
         }
     }
-    Ok(Correlated {
-        tracker,
-        facts,
-        records,
-    })
-}
-
-fn handle_event(
-    ev: ProbeEvent,
-    records: &mut FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
-    facts: &mut LiveFacts,
-    progress: &mut Progress,
-    report: &mut ScanReport,
-) {
-    match ev {
-        ProbeEvent::Finished {
-            target,
-            record,
-            port_done,
-        } => {
-            if record.outcome == ConnectOutcome::Connected {
-                progress.open += 1;
-            }
-            let pending = facts.probes.entry(target).or_default();
-            pending.push(record);
-            // Only finished ports are judged: an interrupted scan reports what it completed.
-            if port_done {
-                progress.ports_done += 1;
-                if let Some(list) = facts.probes.remove(&target) {
-                    records.insert(target, list);
-                }
-            }
+    // Targets still settling or held when the captures ended (interrupted, or their
+    // calibration could not run): judged with what they completed.
+    for ip in std::mem::take(&mut c.held) {
+        if let Some(t) = c.targets.get_mut(&ip) {
+            t.ready = true;
         }
-        ProbeEvent::Notice(msg) => report.warnings.push(msg),
-        ProbeEvent::Done { .. } => {}
     }
-}
-
-/// Attempts a scan makes at least: one per port and target.
-fn progress_total(targets: usize, ports: usize) -> usize {
-    targets.saturating_mul(ports)
+    c.flush();
+    Ok(c.tracker.stats())
 }

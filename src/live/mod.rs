@@ -18,26 +18,24 @@ pub mod sys;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::unbounded;
-use rustc_hash::FxHashMap;
 
+use crate::finish::Run;
 use crate::privilege::Privileges;
-use crate::report::ScanReport;
+use crate::report::{RunSummary, ScanReport, Sink};
 use capture::{Capture, OpenCapture, SharedWriter};
-use correlate::{Correlated, Running, correlate};
+use correlate::{Running, correlate};
 use prober::{ProbeConfig, ProbeEvent};
 pub use route::route_interface;
 use route::{Routes, route_targets};
 use synack_core::capfile::PcapWriter;
-use synack_core::exchange::Tracker;
 use synack_core::targets::Target;
-use synack_core::verdict::LiveFacts;
 
 /// The DSCP synack marks its SYNs with unless told otherwise: AF11 (RFC 2597), rarely
 /// used on real paths, so its reflection in a RST is a clear sign of the target's stack.
@@ -68,11 +66,14 @@ pub enum ScanError {
     Probe(io::Error),
     /// Privileges could not be dropped after the captures were opened.
     Privilege(crate::privilege::PrivilegeError),
+    /// Writing the results failed (a closed pipe is the caller's to forgive).
+    Output(io::Error),
 }
 
 impl fmt::Display for ScanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ScanError::Output(e) => write!(f, "writing output: {e}"),
             ScanError::Route(ip, e) => write!(f, "no route to {ip}: {e}"),
             ScanError::Capture(i, e) => write!(f, "cannot capture on {i}: {e}"),
             ScanError::WriteNeedsCapture(p) => write!(
@@ -178,7 +179,9 @@ pub fn scan(
     stop: Arc<AtomicBool>,
     hooks: &mut dyn ScanHooks,
 ) -> Result<ScanReport, ScanError> {
-    prepare(targets, opts)?.run(stop, hooks)
+    let mut collect = crate::report::Collect::default();
+    prepare(targets, opts)?.run(stop, hooks, &mut collect)?;
+    Ok(collect.into_report())
 }
 
 /// A scan whose captures are open and bound (and `-w` file created) but not read yet,
@@ -290,21 +293,27 @@ impl Prepared {
     }
 
     /// The rest of the scan: the capture threads start reading, the probers send, the
-    /// correlator (this thread) follows both until the grace period ends, the captures
-    /// stop, and the attempts are judged.
+    /// correlator (this thread) follows both and hands each target to `sink` as soon as
+    /// it is judged; then the captures stop. Returns the totals.
     pub fn run(
         self,
         stop: Arc<AtomicBool>,
         hooks: &mut dyn ScanHooks,
-    ) -> Result<ScanReport, ScanError> {
+        sink: &mut dyn Sink,
+    ) -> Result<RunSummary, ScanError> {
         let Prepared {
             began,
             addrs,
             opts,
-            mut report,
+            report,
             captures,
             writer,
         } = self;
+        let captured = report.captured;
+        let mut run = Run::new(sink, report.names, captured);
+        for w in report.warnings {
+            run.warn(w);
+        }
         let capture_stop = Arc::new(AtomicBool::new(false));
         let (cap_tx, cap_rx) = unbounded::<capture::Batch>();
         let captures = start_captures(captures, &cap_tx, &capture_stop, &writer)?;
@@ -321,13 +330,11 @@ impl Prepared {
             stop: &stop,
             capture_stop: &capture_stop,
         };
-        let Correlated {
-            tracker,
-            facts,
-            records,
-        } = correlate(&running, probers, cap_rx, &mut report, hooks)?;
-        stop_captures(captures, writer, &mut report);
-        finish(report, facts, records, tracker, &stop, began)
+        let stats = correlate(&running, probers, cap_rx, &mut run, captured, hooks)?;
+        let drops = stop_captures(captures, writer, &mut run);
+        let interrupted = stop.load(Ordering::Relaxed);
+        run.end(stats, began.elapsed(), drops, interrupted)
+            .map_err(ScanError::Output)
     }
 }
 
@@ -353,13 +360,14 @@ fn start_captures(
 
 /// Waits for the capture threads (already told to stop), adds up their drops and closes
 /// the `-w` file.
-fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, report: &mut ScanReport) {
+fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, run: &mut Run<'_>) -> u64 {
+    let mut drops = 0;
     for c in captures {
         let name = c.interface.clone();
         let st = c.join();
-        report.capture_drops += st.drops;
+        drops += st.drops;
         if st.write_errors > 0 {
-            report.warnings.push(format!(
+            run.warn(format!(
                 "{} frames from {name} could not be written to the capture file",
                 st.write_errors
             ));
@@ -370,23 +378,7 @@ fn stop_captures(captures: Vec<Capture>, writer: Option<SharedWriter>, report: &
         && let Ok(w) = m.into_inner()
         && let Err(e) = w.finish()
     {
-        report.warnings.push(format!("capture file: {e}"));
+        run.warn(format!("capture file: {e}"));
     }
-}
-
-/// Completes the report through the end of run shared with replay (`crate::finish`).
-fn finish(
-    mut report: ScanReport,
-    mut facts: LiveFacts,
-    records: FxHashMap<SocketAddr, Vec<synack_core::verdict::ProbeRecord>>,
-    tracker: Tracker,
-    stop: &AtomicBool,
-    began: Instant,
-) -> Result<ScanReport, ScanError> {
-    facts.capture_drops = report.capture_drops;
-    facts.probes = records;
-    report.interrupted = stop.load(Ordering::Relaxed);
-    crate::finish::finish(&mut report, tracker, Some(facts));
-    report.elapsed = began.elapsed();
-    Ok(report)
+    drops
 }

@@ -127,6 +127,40 @@ impl Outbox<'_> {
     }
 }
 
+/// Targets are probed in groups of at most this many (port, target) pairs, as nmap's
+/// host groups: a group's targets finish together and leave the correlator before the
+/// next group's are far along, so memory follows the group, not the scan.
+const GROUP_PAIRS: usize = 16_384;
+
+/// How many targets form a group for `ports` ports each: one host for a full-range
+/// scan, up to 1,024 hosts for a few ports.
+pub fn group_size(ports: usize) -> usize {
+    (GROUP_PAIRS / ports.max(1)).clamp(1, 1024)
+}
+
+/// About how many attempts are in flight in the correlator at once (two groups).
+pub fn in_flight_hint(targets: usize, ports: usize) -> usize {
+    targets
+        .saturating_mul(ports)
+        .min(2 * group_size(ports) * ports.max(1))
+}
+
+/// The order (port, target) pairs are probed in: target group after target group; in a
+/// group, port by port with the group's targets interleaved, so no single host takes the
+/// whole window.
+pub fn order<'a>(
+    targets: &'a [std::net::IpAddr],
+    ports: &'a [u16],
+) -> impl Iterator<Item = SocketAddr> + 'a {
+    targets
+        .chunks(group_size(ports.len()))
+        .flat_map(move |group| {
+            ports
+                .iter()
+                .flat_map(move |&p| group.iter().map(move |&ip| SocketAddr::new(ip, p)))
+        })
+}
+
 /// Runs the whole probe and returns when every port is done or `stop` is set.
 pub fn run(
     cfg: &ProbeConfig,
@@ -163,13 +197,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     // first round trip was measured benefit from the adapted value too.
     let mut deadlines: VecDeque<(Instant, usize, u32)> = VecDeque::new();
     let mut retry: VecDeque<Pending> = VecDeque::new();
-    // Ports in order, targets interleaved so no single host takes the whole window.
-    let mut fresh = cfg
-        .ports
-        .iter()
-        .flat_map(|&p| cfg.targets.iter().map(move |&ip| SocketAddr::new(ip, p)))
-        .skip(shard)
-        .step_by(shards);
+    let mut fresh = order(&cfg.targets, &cfg.ports).skip(shard).step_by(shards);
     let mut in_flight = 0usize;
     let mut rtt = RttEstimator::default();
     let mut events_buf: Vec<libc::epoll_event> = Vec::with_capacity(1024);
@@ -466,6 +494,25 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pairs_come_in_target_groups_each_pair_once() {
+        let targets: Vec<std::net::IpAddr> = (0..3000u32)
+            .map(|i| std::net::Ipv4Addr::from(0xc613_0000 + i).into())
+            .collect();
+        let ports: Vec<u16> = (1..=100).collect();
+        let pairs: Vec<SocketAddr> = order(&targets, &ports).collect();
+        assert_eq!(pairs.len(), 300_000);
+        let distinct: std::collections::HashSet<_> = pairs.iter().collect();
+        assert_eq!(distinct.len(), 300_000);
+        // The first group's targets are done before the second group's start.
+        let g = group_size(ports.len());
+        assert_eq!(g, 163);
+        let first_of_second = pairs.iter().position(|p| p.ip() == targets[g]).unwrap();
+        assert_eq!(first_of_second, g * ports.len());
+        // A full-range scan is one host at a time.
+        assert_eq!(group_size(65_535), 1);
+    }
     use super::*;
 
     #[test]

@@ -9,10 +9,10 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
-use super::ScanReport;
 use super::words;
+use super::{RunSummary, ScanReport, Sink, TargetReport};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, Note, PortVerdict, State};
+use synack_core::verdict::{Evidence, Note, PortVerdict};
 
 /// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
 struct Label(PacketKind);
@@ -187,24 +187,50 @@ pub fn port_object(v: &PortVerdict) -> serde_json::Value {
 }
 
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
-    let book = Phrasebook::default();
-    for v in &report.verdicts {
-        serde_json::to_writer(&mut *out, &port_json(v, &book))?;
-        out.write_all(b"\n")?;
+    report.write_to(&mut JsonSink::new(out))
+}
+
+/// JSON Lines as a streaming sink: each target's port objects as it is final, then the
+/// summary object.
+pub struct JsonSink<W: Write> {
+    out: W,
+    book: Phrasebook,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonSink {
+            out,
+            book: Phrasebook::default(),
+        }
     }
-    let summary = SummaryJson {
-        kind: "summary",
-        ports: report.verdicts.len(),
-        open: report.count(State::Open),
-        closed: report.count(State::Closed),
-        filtered: report.count(State::Filtered),
-        elapsed_s: report.elapsed.as_secs_f64(),
-        captured: report.captured,
-        capture_drops: report.capture_drops,
-        interrupted: report.interrupted,
-        warnings: &report.warnings,
-        notes: &report.notes,
-    };
-    serde_json::to_writer(&mut *out, &summary)?;
-    out.write_all(b"\n")
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        for v in t.verdicts {
+            serde_json::to_writer(&mut self.out, &port_json(v, &self.book))?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+
+    fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        let summary = SummaryJson {
+            kind: "summary",
+            ports: s.ports,
+            open: s.open,
+            closed: s.closed,
+            filtered: s.filtered,
+            elapsed_s: s.elapsed.as_secs_f64(),
+            captured: s.captured,
+            capture_drops: s.capture_drops,
+            interrupted: s.interrupted,
+            warnings: &s.warnings,
+            notes: &s.notes,
+        };
+        serde_json::to_writer(&mut self.out, &summary)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
 }

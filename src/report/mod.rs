@@ -1,4 +1,9 @@
 //! Sinks: render finished results. The engine never prints; these never decide.
+//!
+//! A run streams: each target's verdicts reach the [`Sink`] as soon as the target is
+//! final ([`TargetReport`]), then the totals once ([`RunSummary`]). [`ScanReport`] holds
+//! a whole run at once, for tests, the fuzzer and small embedded uses; it is written
+//! through the same sinks.
 
 pub mod explain;
 pub mod json;
@@ -8,6 +13,7 @@ pub mod words;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::io;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -37,6 +43,127 @@ impl ScanReport {
     pub fn count(&self, state: State) -> usize {
         self.verdicts.iter().filter(|v| v.state == state).count()
     }
+
+    /// Writes the whole report through `sink`: targets in address order, then the totals.
+    pub fn write_to(&self, sink: &mut dyn Sink) -> io::Result<()> {
+        let mut hosts = 0;
+        let mut start = 0;
+        let mut sorted: Vec<&PortVerdict> = self.verdicts.iter().collect();
+        sorted.sort_by_key(|v| v.target);
+        let owned: Vec<PortVerdict> = sorted.into_iter().cloned().collect();
+        while start < owned.len() {
+            let ip = owned[start].target.ip();
+            let end = start
+                + owned[start..]
+                    .iter()
+                    .take_while(|v| v.target.ip() == ip)
+                    .count();
+            sink.target(&TargetReport {
+                ip,
+                name: self.names.get(&ip).map(String::as_str),
+                verdicts: &owned[start..end],
+            })?;
+            hosts += 1;
+            start = end;
+        }
+        sink.finish(&RunSummary {
+            ports: self.verdicts.len(),
+            hosts,
+            open: self.count(State::Open),
+            closed: self.count(State::Closed),
+            filtered: self.count(State::Filtered),
+            elapsed: self.elapsed,
+            captured: self.captured,
+            capture_drops: self.capture_drops,
+            interrupted: self.interrupted,
+            warnings: self.warnings.clone(),
+            notes: self.notes.clone(),
+        })
+    }
+}
+
+/// A sink that keeps everything in memory as a [`ScanReport`] (tests, the bundled demo
+/// capture, the library's `live::scan`).
+#[derive(Debug, Default)]
+pub struct Collect(ScanReport);
+
+impl Collect {
+    pub fn into_report(self) -> ScanReport {
+        self.0
+    }
+}
+
+impl Sink for Collect {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        if let Some(n) = t.name {
+            self.0.names.insert(t.ip, n.to_string());
+        }
+        self.0.verdicts.extend_from_slice(t.verdicts);
+        Ok(())
+    }
+
+    fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        self.0.elapsed = s.elapsed;
+        self.0.captured = s.captured;
+        self.0.capture_drops = s.capture_drops;
+        self.0.interrupted = s.interrupted;
+        self.0.warnings = s.warnings.clone();
+        self.0.notes = s.notes.clone();
+        Ok(())
+    }
+}
+
+/// One target's verdicts, sorted by port, handed to a sink when the target is final.
+#[derive(Clone, Copy, Debug)]
+pub struct TargetReport<'a> {
+    pub ip: IpAddr,
+    /// The hostname the user typed for it, if any.
+    pub name: Option<&'a str>,
+    pub verdicts: &'a [PortVerdict],
+}
+
+/// The totals of a run and what the user must know about it.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    pub ports: usize,
+    /// Distinct target addresses reported.
+    pub hosts: usize,
+    pub open: usize,
+    pub closed: usize,
+    pub filtered: usize,
+    pub elapsed: Duration,
+    /// Whether packets were captured at all (false: unprivileged live scan).
+    pub captured: bool,
+    /// Packets the kernel dropped before the capture read them (live only).
+    pub capture_drops: u64,
+    /// Ctrl-C ended the run early: the verdicts are those found so far.
+    pub interrupted: bool,
+    /// Things the user must know (skipped packets, truncated files, capped windows).
+    pub warnings: Vec<String>,
+    /// What synack did beyond what was asked, and why (calibration probes).
+    pub notes: Vec<String>,
+}
+
+impl RunSummary {
+    /// Counts one target's verdicts in.
+    pub fn add(&mut self, verdicts: &[PortVerdict]) {
+        self.ports += verdicts.len();
+        for v in verdicts {
+            match v.state {
+                State::Open => self.open += 1,
+                State::Closed => self.closed += 1,
+                State::Filtered => self.filtered += 1,
+            }
+        }
+    }
+}
+
+/// Where finished results go: the table, JSON Lines, and the files of later formats.
+pub trait Sink {
+    /// One target, as soon as it is final.
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()>;
+    /// The end of the run.
+    fn finish(&mut self, s: &RunSummary) -> io::Result<()>;
 }
 
 /// "1.0s", "250ms", "0.4ms".
@@ -55,7 +182,7 @@ pub fn packet_label(p: &TracePacket) -> String {
 /// Per-target summary line: who answered how, e.g.
 /// "198.18.2.1: 2 open · 1 closed by the host's stack · 1 reset by a firewall on the host ·
 /// 1 reset by a device 1 hop closer (86) · 2 dropped · 1 rejected with ICMP by 198.18.1.254".
-pub fn target_summary(ip: IpAddr, verdicts: &[&PortVerdict]) -> String {
+pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
     let mut parts: Vec<String> = Vec::new();
     // Labels in order of first appearance, each with its ports. Most labels are static,
     // so a full-range scan does not allocate one per port.

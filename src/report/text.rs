@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
 use super::words;
-use super::{ScanReport, fmt_secs, is_repeat_syn, packet_label, target_summary};
+use super::{
+    RunSummary, ScanReport, Sink, TargetReport, fmt_secs, is_repeat_syn, packet_label,
+    target_summary,
+};
 use synack_core::exchange::{Dir, PacketKind};
 use synack_core::verdict::{PortVerdict, Reason, State};
 
@@ -150,110 +152,146 @@ fn wrap(text: &str, lead: &str, width: usize) -> Vec<String> {
 
 /// Writes the whole report.
 pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io::Result<()> {
-    let mut by_ip: BTreeMap<IpAddr, Vec<&PortVerdict>> = BTreeMap::new();
-    for v in &report.verdicts {
-        by_ip.entry(v.target.ip()).or_default().push(v);
+    report.write_to(&mut TextSink::new(out, *opts))
+}
+
+/// The table as a streaming sink: one block per target as it is final, then the notes
+/// and the closing line.
+pub struct TextSink<W: Write> {
+    out: W,
+    opts: TextOptions,
+}
+
+impl<W: Write> TextSink<W> {
+    pub fn new(out: W, opts: TextOptions) -> Self {
+        TextSink { out, opts }
     }
-    for (ip, verdicts) in &by_ip {
-        let name = report
-            .names
-            .get(ip)
-            .map(|n| format!("{n} ({ip})"))
-            .unwrap_or_else(|| ip.to_string());
-        writeln!(out, "synack report for {name}")?;
-        // Collapse big groups of one state and reason (nmap's "Not shown").
-        let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
-        for v in verdicts {
-            groups
-                .entry((v.state, v.reason.name()))
-                .and_modify(|n| *n += 1)
-                .or_insert(1);
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> Sink for TextSink<W> {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        write_target(&mut self.out, t, &self.opts)?;
+        self.out.flush()
+    }
+
+    fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        write_end(&mut self.out, s)?;
+        self.out.flush()
+    }
+}
+
+fn write_target(out: &mut dyn Write, t: &TargetReport<'_>, opts: &TextOptions) -> io::Result<()> {
+    let (ip, verdicts) = (t.ip, t.verdicts);
+    let name = match t.name {
+        Some(n) => format!("{n} ({ip})"),
+        None => ip.to_string(),
+    };
+    writeln!(out, "synack report for {name}")?;
+    // Collapse big groups of one state and reason (nmap's "Not shown").
+    let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
+    for v in verdicts {
+        groups
+            .entry((v.state, v.reason.name()))
+            .and_modify(|n| *n += 1)
+            .or_insert(1);
+    }
+    let hidden: Vec<(State, &str)> = if opts.show_all {
+        Vec::new()
+    } else {
+        groups
+            .iter()
+            .filter(|((state, _), n)| **n > opts.collapse_over && *state != State::Open)
+            .map(|(k, _)| *k)
+            .collect()
+    };
+    for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
+        writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
+    }
+    writeln!(
+        out,
+        "{:<9} {:<8} {:<16} {:<15} TRACE",
+        "PORT", "STATE", "REASON", "RESPONDER"
+    )?;
+    for v in verdicts {
+        if hidden.contains(&(v.state, v.reason.name())) {
+            continue;
         }
-        let hidden: Vec<(State, &str)> = if opts.show_all {
-            Vec::new()
+        write_row(out, v, opts)?;
+    }
+    writeln!(out, "{}", target_summary(ip, verdicts))?;
+    writeln!(out)
+}
+
+/// One port: its row, evidence, note, and the teaching views asked for.
+fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<9} {} {:<16} {:<15} {}",
+        format!("{}/tcp", v.target.port()),
+        paint(v.state, opts.color),
+        v.reason.name(),
+        v.responder.as_str(),
+        trace_line(v, opts.unicode)
+    )?;
+    if opts.evidence && v.state != State::Open {
+        let lead = if opts.unicode {
+            "          └ "
         } else {
-            groups
-                .iter()
-                .filter(|((state, _), n)| **n > opts.collapse_over && *state != State::Open)
-                .map(|(k, _)| *k)
-                .collect()
+            "          `- "
         };
-        for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
-            writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
-        }
-        writeln!(
-            out,
-            "{:<9} {:<8} {:<16} {:<15} TRACE",
-            "PORT", "STATE", "REASON", "RESPONDER"
-        )?;
-        for v in verdicts {
-            if hidden.contains(&(v.state, v.reason.name())) {
-                continue;
-            }
-            writeln!(
-                out,
-                "{:<9} {} {:<16} {:<15} {}",
-                format!("{}/tcp", v.target.port()),
-                paint(v.state, opts.color),
-                v.reason.name(),
-                v.responder.as_str(),
-                trace_line(v, opts.unicode)
-            )?;
-            if opts.evidence && v.state != State::Open {
-                let lead = if opts.unicode {
-                    "          └ "
-                } else {
-                    "          `- "
-                };
-                for e in &v.evidence {
-                    let text = words::EvidenceWords(e).to_string();
-                    for line in wrap(&text, lead, opts.width) {
-                        writeln!(out, "{line}")?;
-                    }
-                }
-            }
-            if let Some(note) = &v.note {
-                writeln!(out, "          note: {}", words::NoteWords(note))?;
-            }
-            if let Some(lopts) = &opts.ladder {
-                writeln!(out)?;
-                write!(out, "{}", super::ladder::ladder(v, lopts))?;
-                writeln!(out)?;
-            }
-            if opts.explain {
-                for line in wrap(&super::explain::explain(v), "          why: ", opts.width) {
-                    writeln!(out, "{line}")?;
-                }
-                if opts.ladder.is_some() {
-                    writeln!(out)?;
-                }
+        for e in &v.evidence {
+            let text = words::EvidenceWords(e).to_string();
+            for line in wrap(&text, lead, opts.width) {
+                writeln!(out, "{line}")?;
             }
         }
-        writeln!(out, "{}", target_summary(*ip, verdicts))?;
+    }
+    if let Some(note) = &v.note {
+        writeln!(out, "          note: {}", words::NoteWords(note))?;
+    }
+    if let Some(lopts) = &opts.ladder {
+        writeln!(out)?;
+        write!(out, "{}", super::ladder::ladder(v, lopts))?;
         writeln!(out)?;
     }
-    for note in &report.notes {
+    if opts.explain {
+        for line in wrap(&super::explain::explain(v), "          why: ", opts.width) {
+            writeln!(out, "{line}")?;
+        }
+        if opts.ladder.is_some() {
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The notes and the closing line.
+fn write_end(out: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
+    for note in &s.notes {
         writeln!(out, "note: {note}")?;
     }
     let mut line = format!(
         "synack done: {} port{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
-        report.verdicts.len(),
-        if report.verdicts.len() == 1 { "" } else { "s" },
-        by_ip.len(),
-        if by_ip.len() == 1 { "" } else { "s" },
-        report.elapsed.as_secs_f64(),
-        report.count(State::Open),
-        report.count(State::Closed),
-        report.count(State::Filtered),
+        s.ports,
+        if s.ports == 1 { "" } else { "s" },
+        s.hosts,
+        if s.hosts == 1 { "" } else { "s" },
+        s.elapsed.as_secs_f64(),
+        s.open,
+        s.closed,
+        s.filtered,
     );
-    if report.captured {
-        let _ = write!(line, "; capture drops: {}", report.capture_drops);
+    if s.captured {
+        let _ = write!(line, "; capture drops: {}", s.capture_drops);
     }
-    if report.interrupted {
+    if s.interrupted {
         line.push_str(" (interrupted: results so far)");
     }
-    writeln!(out, "{line}")?;
-    Ok(())
+    writeln!(out, "{line}")
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ pub fn calibration_answered(v: &synack_core::verdict::PortVerdict) -> String {
 /// Run warning: the correlator's memory bound was reached.
 pub fn attempts_not_kept(not_kept: u64, limit: usize) -> String {
     format!(
-        "{not_kept} connection attempts after the first {limit} were not kept (memory bound); their ports' verdicts use the attempts kept"
+        "{not_kept} connection attempts were not kept: {limit} were in flight at once (memory bound); their ports' verdicts use the attempts kept"
     )
 }
 

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::decode::{IcmpKind, Observation, TcpFlags, TcpSegment};
 use crate::frame::Timestamp;
@@ -21,9 +21,10 @@ use crate::frame::Timestamp;
 /// long transfer must not grow memory with its length.
 pub const MAX_TRACE: usize = 24;
 
-/// At most this many attempts are kept (about 250 MB); SYNs beyond are counted. With
-/// MAX_TRACE this bounds memory whatever the length of the capture (a monitoring
-/// capture may connect every minute for a month). A full-range scan of 16 hosts fits.
+/// At most this many attempts are kept at once (about 250 MB); SYNs beyond are counted.
+/// Streaming callers ([`crate::stream`], the live scan's per-target judging) take
+/// finished attempts out, so this bounds what is in flight, not the length of a scan or
+/// a capture.
 pub const MAX_ATTEMPTS: usize = 1 << 20;
 
 /// One attempt's 4-tuple, oriented: `scanner` sent the SYN, `target` received it.
@@ -99,6 +100,12 @@ pub struct Attempt {
     pub dropped_packets: u32,
     /// A SYN/ACK, RST or decisive ICMP error has answered it, or it was reset.
     pub answered: bool,
+    /// A RST (either way) or a decisive ICMP error ended it: nothing more belongs to it.
+    pub closed: bool,
+    /// The newest packet's time.
+    pub last_seen: Timestamp,
+    /// Creation order among the tracker's attempts (slots are reused).
+    serial: u64,
 }
 
 impl Attempt {
@@ -111,10 +118,14 @@ impl Attempt {
             packets: Vec::with_capacity(2),
             dropped_packets: 0,
             answered: false,
+            closed: false,
+            last_seen: started,
+            serial: 0,
         }
     }
 
     fn push(&mut self, p: TracePacket) {
+        self.last_seen = self.last_seen.max(p.ts);
         if self.packets.len() < MAX_TRACE {
             self.packets.push(p);
         } else {
@@ -144,14 +155,31 @@ pub struct TrackerStats {
 /// Groups observations into attempts.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    /// Index into `attempts` of the current attempt on each 4-tuple. The table holds only
-    /// the 4-byte index and hashes through `attempts`: a full-range scan has 65,535 keys
-    /// of 64 bytes that `attempts` already holds.
+    /// Slot of the current attempt on each 4-tuple. The table holds only the 4-byte slot
+    /// number and hashes through `slots`: a full-range scan has 65,535 keys of 64 bytes
+    /// that the slots already hold.
     by_key: HashTable<u32>,
-    attempts: Vec<Attempt>,
+    /// Attempts in flight; `None` where one was taken out (reused through `free`).
+    slots: Vec<Option<Attempt>>,
+    free: Vec<u32>,
+    /// Attempts in the slots.
+    live: usize,
+    next_serial: u64,
+    /// Slots of each target's attempts, kept only when asked for ([`Tracker::index_targets`]).
+    by_target: Option<FxHashMap<IpAddr, Vec<(u32, u64)>>>,
     stats: TrackerStats,
     /// Overrides MAX_ATTEMPTS.
     limit: Option<usize>,
+}
+
+/// What one observation did to the tracker (for streaming callers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// The attempt's slot and serial (a slot is reused once its attempt is taken out).
+    pub slot: u32,
+    pub serial: u64,
+    /// The observation started this attempt.
+    pub started: bool,
 }
 
 impl Tracker {
@@ -163,10 +191,15 @@ impl Tracker {
     pub fn with_capacity(n: usize) -> Self {
         Tracker {
             by_key: HashTable::with_capacity(n),
-            attempts: Vec::with_capacity(n),
-            stats: TrackerStats::default(),
-            limit: None,
+            slots: Vec::with_capacity(n),
+            ..Tracker::default()
         }
+    }
+
+    /// Keeps an index of each target's attempts, for [`Tracker::take_target`].
+    pub fn index_targets(mut self) -> Self {
+        self.by_target = Some(FxHashMap::default());
+        self
     }
 
     fn hash(key: &FlowKey) -> u64 {
@@ -174,10 +207,84 @@ impl Tracker {
     }
 
     fn find(&self, key: &FlowKey) -> Option<usize> {
-        let attempts = &self.attempts;
+        let slots = &self.slots;
         self.by_key
-            .find(Self::hash(key), |&i| attempts[i as usize].key == *key)
+            .find(Self::hash(key), |&i| key_of(slots, i) == Some(key))
             .map(|&i| i as usize)
+    }
+
+    fn slot(&mut self, idx: usize) -> &mut Attempt {
+        self.slots[idx]
+            .as_mut()
+            .expect("the table points at live slots")
+    }
+
+    /// The attempt in `slot`, if it is the one with `serial`.
+    pub fn get(&self, slot: u32, serial: u64) -> Option<&Attempt> {
+        self.slots
+            .get(slot as usize)?
+            .as_ref()
+            .filter(|a| a.serial == serial)
+    }
+
+    /// Takes the attempt in `slot` out (if it is the one with `serial`): later packets of
+    /// its 4-tuple no longer join it.
+    pub fn take(&mut self, slot: u32, serial: u64) -> Option<Attempt> {
+        self.get(slot, serial)?;
+        let a = self.slots[slot as usize].take()?;
+        if let Ok(entry) = self.by_key.find_entry(Self::hash(&a.key), |&i| i == slot) {
+            entry.remove();
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        Some(a)
+    }
+
+    /// Takes every attempt at `ip` out, in the order they were made (needs
+    /// [`Tracker::index_targets`]; without it, finds them by a scan of the slots).
+    pub fn take_target(&mut self, ip: IpAddr) -> Vec<Attempt> {
+        let found: Vec<(u32, u64)> = match self.by_target.as_mut() {
+            Some(index) => index.remove(&ip).unwrap_or_default(),
+            None => self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+                .filter(|(_, a)| a.key.target.ip() == ip)
+                .map(|(i, a)| (i, a.serial))
+                .collect(),
+        };
+        let mut out: Vec<Attempt> = found
+            .into_iter()
+            .filter_map(|(slot, serial)| self.take(slot, serial))
+            .collect();
+        out.sort_by_key(|a| a.serial);
+        out
+    }
+
+    /// The attempts at `ip` in flight (fast with [`Tracker::index_targets`]).
+    pub fn attempts_of(&self, ip: IpAddr) -> Vec<&Attempt> {
+        match self.by_target.as_ref() {
+            Some(index) => index
+                .get(&ip)
+                .into_iter()
+                .flatten()
+                .filter_map(|&(slot, serial)| self.get(slot, serial))
+                .collect(),
+            None => self
+                .attempts()
+                .filter(|a| a.key.target.ip() == ip)
+                .collect(),
+        }
+    }
+
+    /// Attempts in flight.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
     /// Keeps at most `n` attempts instead of MAX_ATTEMPTS (tests; tight memory).
@@ -194,12 +301,23 @@ impl Tracker {
         self.stats
     }
 
-    pub fn attempts(&self) -> &[Attempt] {
-        &self.attempts
+    /// The attempts in flight, in no particular order.
+    pub fn attempts(&self) -> impl Iterator<Item = &Attempt> {
+        self.slots.iter().flatten()
     }
 
+    /// Copies of the attempts in flight, in the order they were made (tests, fuzzing).
+    pub fn snapshot(&self) -> Vec<Attempt> {
+        let mut v: Vec<Attempt> = self.attempts().cloned().collect();
+        v.sort_by_key(|a| a.serial);
+        v
+    }
+
+    /// The attempts in flight, in the order they were made.
     pub fn into_attempts(self) -> Vec<Attempt> {
-        self.attempts
+        let mut v: Vec<Attempt> = self.slots.into_iter().flatten().collect();
+        v.sort_by_key(|a| a.serial);
+        v
     }
 
     /// Declares an attempt the caller knows was made, so its answers are matched even if
@@ -211,38 +329,56 @@ impl Tracker {
         }
     }
 
-    /// Starts an attempt, unless MAX_ATTEMPTS are kept already.
+    /// Starts an attempt, unless MAX_ATTEMPTS are in flight already.
     fn start(&mut self, key: FlowKey, ts: Timestamp) -> Option<usize> {
-        let idx = self.attempts.len();
-        if idx >= self.max_attempts() {
+        if self.live >= self.max_attempts() {
             self.stats.attempts_not_kept += 1;
             return None;
         }
-        self.attempts.push(Attempt::new(key, ts));
-        let attempts = &self.attempts;
+        let mut attempt = Attempt::new(key, ts);
+        attempt.serial = self.next_serial;
+        self.next_serial += 1;
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(attempt);
+                i as usize
+            }
+            None => {
+                self.slots.push(Some(attempt));
+                self.slots.len() - 1
+            }
+        };
+        self.live += 1;
+        if let Some(index) = self.by_target.as_mut() {
+            index
+                .entry(key.target.ip())
+                .or_default()
+                .push((idx as u32, self.next_serial - 1));
+        }
+        let slots = &self.slots;
         let hash = Self::hash(&key);
-        match self
-            .by_key
-            .find_mut(hash, |&i| attempts[i as usize].key == key)
-        {
+        match self.by_key.find_mut(hash, |&i| {
+            i as usize != idx && key_of(slots, i) == Some(&key)
+        }) {
             // A new attempt on a known 4-tuple (port reuse) takes the key over.
             Some(slot) => *slot = idx as u32,
             None => {
-                self.by_key
-                    .insert_unique(hash, idx as u32, |&i| Self::hash(&attempts[i as usize].key));
+                self.by_key.insert_unique(hash, idx as u32, |&i| {
+                    Self::hash(key_of(slots, i).expect("the table points at live slots"))
+                });
             }
         }
         Some(idx)
     }
 
     /// Feeds one observation. `accept_new` decides whether a SYN to this target starts an
-    /// attempt (a live scan only tracks its own targets).
+    /// attempt (a live scan only tracks its own targets). Says which attempt it joined.
     pub fn observe(
         &mut self,
         ts: Timestamp,
         obs: &Observation,
         accept_new: impl Fn(&FlowKey) -> bool,
-    ) {
+    ) -> Option<Touch> {
         self.stats.observations += 1;
         match obs {
             Observation::Tcp(seg) => self.observe_tcp(ts, seg, accept_new),
@@ -254,11 +390,12 @@ impl Tracker {
                 };
                 let Some(idx) = self.find(&key) else {
                     self.stats.unmatched += 1;
-                    return;
+                    return None;
                 };
-                let a = &mut self.attempts[idx];
+                let a = self.slot(idx);
                 if err.kind.is_decisive() {
                     a.answered = true;
+                    a.closed = true;
                 }
                 a.push(TracePacket {
                     ts,
@@ -275,6 +412,11 @@ impl Tracker {
                     scanner_port: key.scanner.port(),
                     retransmission: false,
                 });
+                Some(Touch {
+                    slot: idx as u32,
+                    serial: a.serial,
+                    started: false,
+                })
             }
         }
     }
@@ -284,7 +426,7 @@ impl Tracker {
         ts: Timestamp,
         seg: &TcpSegment,
         accept_new: impl Fn(&FlowKey) -> bool,
-    ) {
+    ) -> Option<Touch> {
         let src = SocketAddr::new(seg.ip.src, seg.sport);
         let dst = SocketAddr::new(seg.ip.dst, seg.dport);
         let fwd = FlowKey {
@@ -300,27 +442,38 @@ impl Tracker {
         // later attempt's own: 127.0.0.1:A → :B, then :B → :A. A pure SYN always opens
         // or repeats an attempt from its sender; any other segment belongs to the most
         // recent attempt it can belong to.
+        let serial_of = |t: &Self, i: usize| t.slots[i].as_ref().map_or(0, |a| a.serial);
+        let mut started = false;
         let (idx, dir) = match (self.find(&fwd), self.find(&rev)) {
-            (Some(f), Some(r)) if !syn_only && r > f => (Some(r), Dir::In),
+            (Some(f), Some(r)) if !syn_only && serial_of(self, r) > serial_of(self, f) => {
+                (Some(r), Dir::In)
+            }
             (Some(f), _) => {
-                let a = &self.attempts[f];
+                let a = self.slots[f].as_ref().expect("found in the table");
                 // A fresh SYN on a finished 4-tuple is a new attempt (port reuse).
                 if syn_only && a.isn.is_some_and(|isn| isn != seg.seq) && a.answered {
+                    started = true;
                     (self.start(fwd, ts), Dir::Out)
                 } else {
                     (Some(f), Dir::Out)
                 }
             }
-            (None, Some(_)) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
+            (None, Some(_)) if syn_only && accept_new(&fwd) => {
+                started = true;
+                (self.start(fwd, ts), Dir::Out)
+            }
             (None, Some(r)) => (Some(r), Dir::In),
-            (None, None) if syn_only && accept_new(&fwd) => (self.start(fwd, ts), Dir::Out),
+            (None, None) if syn_only && accept_new(&fwd) => {
+                started = true;
+                (self.start(fwd, ts), Dir::Out)
+            }
             (None, None) => (None, Dir::In),
         };
         let Some(idx) = idx else {
             self.stats.unmatched += 1;
-            return;
+            return None;
         };
-        let a = &mut self.attempts[idx];
+        let a = self.slot(idx);
         let mut retransmission = false;
         if dir == Dir::Out && syn_only {
             match a.isn {
@@ -335,6 +488,9 @@ impl Tracker {
         }
         if dir == Dir::In && (seg.flags.rst() || seg.flags.is_syn_ack()) {
             a.answered = true;
+        }
+        if seg.flags.rst() {
+            a.closed = true;
         }
         // On a self-connect every segment matches `fwd`; a SYN/ACK or RST there still
         // answers the attempt.
@@ -356,7 +512,17 @@ impl Tracker {
             scanner_port: fwd_scanner_port(dir, seg),
             retransmission,
         });
+        Some(Touch {
+            slot: idx as u32,
+            serial: a.serial,
+            started,
+        })
     }
+}
+
+/// The key of the attempt in slot `i`, if one is there.
+fn key_of(slots: &[Option<Attempt>], i: u32) -> Option<&FlowKey> {
+    slots.get(i as usize)?.as_ref().map(|a| &a.key)
 }
 
 fn fwd_scanner_port(dir: Dir, seg: &TcpSegment) -> u16 {
@@ -408,8 +574,8 @@ mod tests {
         let mut tr = Tracker::new();
         feed(&mut tr, 0, &seg(S, T, SYN, 5, 64));
         feed(&mut tr, 1, &seg(T, S, RA, 0, 63));
-        let a = &tr.attempts()[0];
-        assert_eq!(tr.attempts().len(), 1);
+        let a = &tr.snapshot()[0];
+        assert_eq!(tr.len(), 1);
         assert_eq!(a.packets.len(), 2);
         assert_eq!(a.packets[0].dir, Dir::Out);
         assert_eq!(a.packets[1].dir, Dir::In);
@@ -422,12 +588,12 @@ mod tests {
         let mut tr = Tracker::new();
         feed(&mut tr, 0, &seg(S, T, SYN, 5, 64));
         feed(&mut tr, 1000, &seg(S, T, SYN, 5, 64));
-        assert_eq!(tr.attempts().len(), 1);
-        assert!(tr.attempts()[0].packets[1].retransmission);
+        assert_eq!(tr.len(), 1);
+        assert!(tr.snapshot()[0].packets[1].retransmission);
         feed(&mut tr, 1001, &seg(T, S, RA, 0, 63));
         feed(&mut tr, 5000, &seg(S, T, SYN, 99, 64));
-        assert_eq!(tr.attempts().len(), 2);
-        assert_eq!(tr.attempts()[1].isn, Some(99));
+        assert_eq!(tr.len(), 2);
+        assert_eq!(tr.snapshot()[1].isn, Some(99));
     }
 
     #[test]
@@ -441,7 +607,7 @@ mod tests {
         };
         tr.register(key, Timestamp(0));
         feed(&mut tr, 2, &seg(T, S, RA, 0, 63));
-        assert_eq!(tr.attempts()[0].packets.len(), 1);
+        assert_eq!(tr.snapshot()[0].packets.len(), 1);
     }
 
     #[test]
@@ -473,7 +639,7 @@ mod tests {
             },
         });
         feed(&mut tr, 1, &icmp);
-        let a = &tr.attempts()[0];
+        let a = &tr.snapshot()[0];
         assert_eq!(a.packets.len(), 2);
         assert_eq!(a.packets[1].from.to_string(), "198.18.1.254");
         assert!(a.answered);
@@ -486,8 +652,8 @@ mod tests {
         feed(&mut tr, 0, &seg(p, p, SYN, 5, 64));
         feed(&mut tr, 0, &seg(p, p, SYN | TcpFlags::ACK, 5, 64));
         feed(&mut tr, 0, &seg(p, p, TcpFlags::ACK, 6, 64));
-        assert_eq!(tr.attempts().len(), 1);
-        assert!(tr.attempts()[0].key.is_self_connect());
+        assert_eq!(tr.len(), 1);
+        assert!(tr.snapshot()[0].key.is_self_connect());
     }
 
     #[test]
@@ -499,7 +665,7 @@ mod tests {
         feed(&mut tr, 0, &seg(b, a, RA, 0, 64));
         feed(&mut tr, 9, &seg(b, a, SYN, 77, 64));
         feed(&mut tr, 9, &seg(a, b, RA, 0, 64));
-        let at = tr.attempts();
+        let at = tr.snapshot();
         assert_eq!(at.len(), 2);
         assert_eq!(
             at[0].packets.len(),
@@ -519,7 +685,7 @@ mod tests {
             feed(&mut tr, i as u64, &seg(&src, T, SYN, i as u32, 64));
             feed(&mut tr, i as u64, &seg(T, &src, RA, 0, 63));
         }
-        assert_eq!(tr.attempts().len(), 5);
+        assert_eq!(tr.len(), 5);
         assert_eq!(tr.stats().attempts_not_kept, 3);
         assert_eq!(
             tr.stats().unmatched,
@@ -535,7 +701,7 @@ mod tests {
         for i in 0..100 {
             feed(&mut tr, i, &seg(T, S, TcpFlags::ACK, 0, 63));
         }
-        assert_eq!(tr.attempts()[0].packets.len(), MAX_TRACE);
-        assert_eq!(tr.attempts()[0].dropped_packets, 101 - MAX_TRACE as u32);
+        assert_eq!(tr.snapshot()[0].packets.len(), MAX_TRACE);
+        assert_eq!(tr.snapshot()[0].dropped_packets, 101 - MAX_TRACE as u32);
     }
 }

@@ -11,6 +11,7 @@ pub mod capfile;
 pub mod decode;
 pub mod exchange;
 pub mod frame;
+pub mod stream;
 pub mod targets;
 #[cfg(any(test, feature = "testpkt"))]
 pub mod testpkt;

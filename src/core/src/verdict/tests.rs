@@ -73,7 +73,7 @@ impl Lab {
         );
     }
     fn verdicts(&self) -> Vec<PortVerdict> {
-        judge_all(self.tracker.attempts(), None)
+        judge_all(&self.tracker.snapshot(), None)
     }
 }
 
@@ -241,7 +241,7 @@ fn ipv6_flow_label_tells_forged_rst() {
     );
     feed(0, tcp_v6(s, t, TcpSpec::new(40083, 83, SYN)).raw());
     feed(1, tcp_v6(t, s, TcpSpec::new(83, 40083, RA)).ttl(63).raw());
-    let vs = judge_all(tracker.attempts(), None);
+    let vs = judge_all(&tracker.snapshot(), None);
     assert_eq!(
         (vs[0].state, vs[0].responder),
         (State::Closed, Responder::Target)
@@ -310,7 +310,7 @@ fn missing_answer_in_capture_is_flagged_not_invented() {
         outcome: ConnectOutcome::Failed(libc::ECONNREFUSED),
     };
     let facts = live_facts("198.18.2.1:81", vec![rec], true);
-    let vs = judge_all(lab.tracker.attempts(), Some(&facts));
+    let vs = judge_all(&lab.tracker.snapshot(), Some(&facts));
     assert_eq!(
         (vs[0].state, vs[0].reason.name(), vs[0].observed),
         (State::Closed, "conn-refused", false)
@@ -348,7 +348,7 @@ fn live_ignores_other_programs_flows() {
         outcome: ConnectOutcome::TimedOut,
     };
     let facts = live_facts("198.18.2.1:81", vec![rec], true);
-    let vs = judge_all(lab.tracker.attempts(), Some(&facts));
+    let vs = judge_all(&lab.tracker.snapshot(), Some(&facts));
     assert_eq!(
         (vs[0].state, vs[0].reason.name()),
         (State::Filtered, "no-response")
@@ -382,7 +382,7 @@ fn self_connect_is_never_open() {
     };
     feed(SYN);
     feed(SA);
-    let vs = judge_all(tracker.attempts(), None);
+    let vs = judge_all(&tracker.snapshot(), None);
     assert_eq!(
         (vs[0].state, vs[0].reason.name()),
         (State::Closed, "self-connect")
