@@ -383,12 +383,12 @@ impl live::ScanHooks for CliHooks {
 }
 
 fn run_replay(args: ReplayArgs) -> i32 {
-    let readers = match replay::open_files(&args.files) {
+    let stop = Arc::new(AtomicBool::new(false));
+    install_interrupt(stop.clone());
+    let readers = match replay::open_files(&args.files, &stop) {
         Ok(r) => r,
         Err(e) => return error(e),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    install_interrupt(stop.clone());
     let mut sink = stdout_sink(&args.output);
     conclude(replay::replay_into(readers, sink.as_mut(), &stop))
 }

@@ -5,7 +5,9 @@
 //! the capture.
 
 use std::collections::BTreeMap;
+use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,9 +20,89 @@ use crate::finish::Run;
 use crate::report::{Collect, RunSummary, ScanReport, Sink};
 
 /// Opens every file first: an unreadable file start is an error (exit 2) before any
-/// output.
-pub fn open_files(paths: &[PathBuf]) -> Result<Vec<CaptureReader>, CapfileError> {
-    paths.iter().map(|p| CaptureReader::open(p)).collect()
+/// output. `-` is standard input, read on its own thread so that `stop` (Ctrl-C) ends a
+/// replay waiting on a pipe.
+pub fn open_files(
+    paths: &[PathBuf],
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<CaptureReader>, CapfileError> {
+    paths
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                CaptureReader::from_reader(Box::new(StdinChunks::start(stop.clone())), "-".into())
+            } else {
+                CaptureReader::open(p)
+            }
+        })
+        .collect()
+}
+
+/// Standard input in chunks from a reading thread; a read gives up when `stop` is set.
+struct StdinChunks {
+    rx: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl StdinChunks {
+    fn start(stop: Arc<AtomicBool>) -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut stdin = io::stdin().lock();
+                loop {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if tx.send(Ok(buf)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+        StdinChunks {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+            stop,
+        }
+    }
+}
+
+impl Read for StdinChunks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.at < self.chunk.len() {
+                let n = out.len().min(self.chunk.len() - self.at);
+                out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+                self.at += n;
+                return Ok(n);
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(io::Error::other("interrupted"));
+            }
+            match self.rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+    }
 }
 
 /// Replays the captures as one into `sink`. Damage later in a file ends that file with a
@@ -104,5 +186,8 @@ pub fn replay(readers: Vec<CaptureReader>) -> ScanReport {
 
 /// [`replay`] of files.
 pub fn replay_files(paths: &[PathBuf]) -> Result<ScanReport, CapfileError> {
-    Ok(replay(open_files(paths)?))
+    Ok(replay(open_files(
+        paths,
+        &Arc::new(AtomicBool::new(false)),
+    )?))
 }
