@@ -4,13 +4,13 @@
 //!
 //! An attempt is final when
 //! - it was closed (a RST either way, or an ICMP error that ends it) and
-//!   [`Timeouts::closed`] (1 s) has passed since its last packet (late duplicates still
+//!   [`Timeouts::closed`] (0.5 s) has passed since its last packet (late duplicates still
 //!   join), or
 //! - it was not closed and [`Timeouts::idle`] (20 s) has passed without a packet: longer than the
 //!   gaps between a SYN's retransmissions (Linux waits 1, 2, 4, 8, 16 s between them,
 //!   RFC 6298 §5.5's doubling) and than synack's own retry timeout (at most 10 s).
 //!
-//! A target is final when none of its attempts is in flight and [`Timeouts::quiet`] (1 s)
+//! A target is final when none of its attempts is in flight and [`Timeouts::quiet`] (0.5 s)
 //! has passed since its last packet. A retry from a new source port follows an attempt
 //! that went unanswered, which keeps its target in flight for 20 s, so retries meet their
 //! port's earlier attempts; a target that comes back after it was final (a second scan)
@@ -43,9 +43,9 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            closed: SECOND,
+            closed: SECOND / 2,
             idle: 20 * SECOND,
-            quiet: SECOND,
+            quiet: SECOND / 2,
         }
     }
 }
@@ -276,7 +276,7 @@ mod tests {
             assert!(closed_port(&mut s, u64::from(port), "198.18.2.1", port).is_empty());
         }
         assert_eq!(s.in_flight(), 100);
-        // Another target, 10 s later: the first is final (closed 1 s, quiet 1 s).
+        // Another target, 10 s later: the first is final (closed and quiet 0.5 s each).
         let out = closed_port(&mut s, 10_000, "198.18.2.2", 80);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].ip, "198.18.2.1".parse::<IpAddr>().unwrap());
