@@ -119,7 +119,9 @@ pub enum DscpMatch {
 impl DscpMatch {
     /// Classifies a RST's DSCP against the probe's (both non-zero DSCP values, 0..=63).
     pub fn of(probe: u8, rst: u8) -> DscpMatch {
-        let af = |d: u8| (10..=38).contains(&d) && d % 2 == 0 && (1..=3).contains(&((d % 8) / 2));
+        let af = |d: u8| {
+            (10..=38).contains(&d) && d.is_multiple_of(2) && (1..=3).contains(&((d % 8) / 2))
+        };
         if rst == probe {
             DscpMatch::Reflected
         } else if rst == 0 {
