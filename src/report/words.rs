@@ -381,6 +381,27 @@ mod tests {
     }
 
     #[test]
+    fn proxies_and_path_re_marking() {
+        let target = TargetDistance {
+            hops: 1,
+            ttl: 63,
+            from: StackPacket::SynAcks,
+        };
+        assert_eq!(
+            said(Evidence::SynProxy {
+                ttl: 64,
+                target: Some(target)
+            }),
+            "SYN/ACK with window 0 (ttl 64): a SYN proxy's, not a TCP stack's, which offers its receive window; sent 1 hop closer than the target's SYN/ACKs (a proxy on the path)"
+        );
+        assert!(
+            said(Evidence::RstDscpRemarked { probe: 10, rst: 12 })
+                .starts_with("RST has AF12 where the probe had AF11")
+        );
+        assert!(said(Evidence::ForgedUnplaced).contains("(on the target or on the path)"));
+    }
+
+    #[test]
     fn notes() {
         assert_eq!(
             NoteWords(&Note::AnswerNotCaptured { drops: 3 }).to_string(),
