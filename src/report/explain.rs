@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use super::words::{EvidenceWords, HopsCloser, Secs};
 use synack_core::decode::IcmpKind;
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, PortVerdict, Reason, Responder, State};
+use synack_core::verdict::{AfterProxy, Evidence, PortVerdict, Reason, Responder, State};
 
 /// One or two sentences on why `v` is what it is.
 pub fn explain(v: &PortVerdict) -> String {
@@ -31,6 +31,22 @@ pub fn explain(v: &PortVerdict) -> String {
         return not_observed(v);
     }
     match (v.state, v.reason, v.responder) {
+        (_, Reason::SynProxy, _) => syn_proxy(v),
+        (_, Reason::Reset, Responder::Unknown)
+            if v.has(|e| matches!(e, Evidence::Conflicting { .. })) =>
+        {
+            conflicting(v)
+        }
+        (_, Reason::Reset, Responder::Unknown) if v.has(|e| *e == Evidence::ForgedUnplaced) => {
+            format!(
+                "A firewall forged this RST (on the target or on the path): its fields differ from \
+                 the stack's ({}), but this address answers from several hop distances (ports \
+                 forwarded to other hosts, or a proxy), so its distance does not say which machine \
+                 sent it. The port is filtered; whether anything listens behind the rule is \
+                 unknown.",
+                forged_signs(v)
+            )
+        }
         (State::Open, _, _) => format!(
             "The target answered the SYN with a SYN/ACK and the three-way handshake completed \
              (RFC 9293 §3.5): a program listens on port {port} and no firewall rule stops the \
@@ -43,6 +59,12 @@ pub fn explain(v: &PortVerdict) -> String {
             }
             if v.has(|e| matches!(e, Evidence::RstFlowLabel { .. })) {
                 marks.push("carries an IPv6 flow label");
+            }
+            if v.has(|e| matches!(e, Evidence::RstDscpRemarked { .. })) {
+                marks.push(
+                    "carries the probe's DSCP re-marked within its AF class, as a policer on the \
+                     path does (netfilter's RST would carry 0)",
+                );
             }
             if v.has(|e| {
                 matches!(e, Evidence::RstDistance { ttl, target }
@@ -105,6 +127,95 @@ pub fn explain(v: &PortVerdict) -> String {
         },
         _ => fallback(v),
     }
+}
+
+/// Why a RST is not the stack's, from its evidence: "it has IPv6 flow label 0, …".
+fn forged_signs(v: &PortVerdict) -> String {
+    let mut signs = Vec::new();
+    if v.has(|e| matches!(e, Evidence::RstFlowLabelZero { .. })) {
+        signs.push("it has IPv6 flow label 0 while the stack sets one");
+    }
+    if v.has(|e| matches!(e, Evidence::RstDscpNotReflected { .. })) {
+        signs.push("it did not reflect the probe's DSCP while the stack's RSTs do");
+    }
+    if signs.is_empty() {
+        signs.push("its header fields differ from the stack's");
+    }
+    join_and(&signs)
+}
+
+/// Strong signals on both sides: both are named, no sender is.
+fn conflicting(v: &PortVerdict) -> String {
+    let mut stack = Vec::new();
+    if v.has(|e| matches!(e, Evidence::RstReflectsDscp { .. })) {
+        stack.push("it reflects the probe's DSCP");
+    }
+    if v.has(|e| matches!(e, Evidence::RstDscpRemarked { .. })) {
+        stack.push("its DSCP is the probe's re-marked within its AF class");
+    }
+    if v.has(|e| matches!(e, Evidence::RstFlowLabel { .. })) {
+        stack.push("it carries an IPv6 flow label");
+    }
+    let mut forged = Vec::new();
+    if v.has(|e| matches!(e, Evidence::RstFlowLabelZero { .. })) {
+        forged.push("it has flow label 0 while the stack sets one");
+    }
+    if v.has(|e| matches!(e, Evidence::RstDscpNotReflected { .. })) {
+        forged.push("it did not reflect the probe's DSCP");
+    }
+    if v.hops_closer().is_some() {
+        forged.push("it travelled fewer hops than the target's packets");
+    }
+    format!(
+        "A RST answered the SYN, but the evidence conflicts: for the target's own stack, {}; \
+         for a RST forged by a firewall, {}. synack does not decide between them: the port \
+         reads closed as a RST would make it, and who sent it is inconclusive.",
+        join_and(&stack),
+        join_and(&forged)
+    )
+}
+
+/// A SYN proxy completed the handshake; what followed our ACK decides.
+fn syn_proxy(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    let place = match v.evidence.iter().find_map(|e| match e {
+        Evidence::SynProxy { ttl, target } => Some((*ttl, *target)),
+        _ => None,
+    }) {
+        Some((ttl, Some(t))) if synack_core::verdict::hops(ttl) < t.hops => format!(
+            "a device {} than the target",
+            HopsCloser(t.hops - synack_core::verdict::hops(ttl))
+        ),
+        Some((_, Some(_))) => "a proxy on the target host or just before it".to_string(),
+        _ => "a proxy".to_string(),
+    };
+    let tables = tables(v);
+    let first = format!(
+        "The SYN/ACK came from {place}, not from a program: it offers window 0, as a SYN proxy \
+         (`{tables} ... -j SYNPROXY`, or a DDoS scrubber) does while it checks the client \
+         before opening a connection to the host itself. The handshake completing shows only \
+         that the proxy answered (RFC 9293 §3.5)."
+    );
+    let after = v.evidence.iter().find_map(|e| match e {
+        Evidence::AfterProxyAck(a) => Some(*a),
+        _ => None,
+    });
+    let then = match after {
+        Some(AfterProxy::Rst { .. }) => format!(
+            "After our ACK the proxy connected to the host, whose stack answered with a RST: \
+             nothing listens on port {port} (RFC 9293 §3.10.7.1), so the port is closed behind \
+             the proxy."
+        ),
+        Some(AfterProxy::Accepted { .. }) => format!(
+            "After our ACK the window opened: the host behind the proxy accepted the connection, \
+             so a program listens on port {port}."
+        ),
+        _ => format!(
+            "Nothing came after our ACK before synack closed the connection, so whether a \
+             program listens on port {port} behind the proxy is unknown: the port is filtered."
+        ),
+    };
+    format!("{first} {then}")
 }
 
 /// "a", "a and b", "a, b and c".

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use synack_core::verdict::{Evidence, Note, StackPacket, hops};
+use synack_core::verdict::{AfterProxy, Evidence, Note, StackPacket, hops};
 
 /// An evidence fact as the one line shown under a table row and in JSON.
 pub struct EvidenceWords<'a>(pub &'a Evidence);
@@ -79,6 +79,72 @@ impl fmt::Display for EvidenceWords<'_> {
             Evidence::ForgedOnTargetHost => f.write_str(
                 "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`",
             ),
+            Evidence::RstDscpRemarked { probe, rst } => write!(
+                f,
+                "RST has {} where the probe had {}: the stack's reflected mark, re-marked within its AF class by a policer on the path (RFC 2597); netfilter's RST would have 0",
+                Dscp(rst),
+                Dscp(probe)
+            ),
+            Evidence::RstDscpChanged { probe, rst } => write!(
+                f,
+                "RST has {} where the probe had {}: the path rewrote DSCP, which then says nothing about the sender",
+                Dscp(rst),
+                Dscp(probe)
+            ),
+            Evidence::PathRemarksDscp { port, dscp } => write!(
+                f,
+                "but the path re-marks DSCP (the RST on port {port} arrived with {}), so a DSCP 0 may be the path's too: a weak sign",
+                Dscp(dscp)
+            ),
+            Evidence::ForgedUnplaced => f.write_str(
+                "a firewall forged this RST (on the target or on the path): its hop distance does not place the sender",
+            ),
+            Evidence::Conflicting { stack, forged } => write!(
+                f,
+                "inconclusive: the signals for the target's stack (weight {stack}) and for a forged RST (weight {forged}) conflict"
+            ),
+            Evidence::SeveralAnswerers {
+                near_hops,
+                far_hops,
+            } => write!(
+                f,
+                "this address answers from several distances ({} and {}): ports forwarded to other hosts or a proxy; each answer is compared with the answerer at its own distance",
+                OnTheWay(near_hops),
+                OnTheWay(far_hops)
+            ),
+            Evidence::SynProxy { ttl, target } => {
+                write!(
+                    f,
+                    "SYN/ACK with window 0 (ttl {ttl}): a SYN proxy's, not a TCP stack's, which offers its receive window"
+                )?;
+                match target {
+                    Some(t) if hops(ttl) < t.hops => write!(
+                        f,
+                        "; sent {} than the target's {} (a proxy on the path)",
+                        HopsCloser(t.hops - hops(ttl)),
+                        stack_packets(t.from)
+                    ),
+                    Some(t) if hops(ttl) == t.hops => write!(
+                        f,
+                        "; at the distance of the target's {} (a proxy on the host, or just before it)",
+                        stack_packets(t.from)
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            Evidence::AfterProxyAck(after) => match after {
+                AfterProxy::Rst { ttl } => write!(
+                    f,
+                    "after our ACK a RST (ttl {ttl}): the proxy's SYN to the host met a closed port"
+                ),
+                AfterProxy::Accepted { win } => write!(
+                    f,
+                    "after our ACK the window opened ({win}): the host behind the proxy accepted the connection"
+                ),
+                AfterProxy::Nothing => f.write_str(
+                    "nothing after our ACK: the proxy hides whether a program listens behind it",
+                ),
+            },
             Evidence::NoBaseline => {
                 f.write_str("no baseline from this target to tell its stack from a firewall")
             }
@@ -134,6 +200,7 @@ pub fn stack_packets(kind: StackPacket) -> &'static str {
         StackPacket::SynAcks => "SYN/ACKs",
         StackPacket::DscpReflectingRsts => "DSCP-reflecting RSTs",
         StackPacket::IcmpErrors => "ICMP errors",
+        StackPacket::MarkedRsts => "flow-labelled or re-marked RSTs",
     }
 }
 
@@ -311,6 +378,27 @@ mod tests {
             }),
             "1 SYN over 0.4ms, no answer"
         );
+    }
+
+    #[test]
+    fn proxies_and_path_re_marking() {
+        let target = TargetDistance {
+            hops: 1,
+            ttl: 63,
+            from: StackPacket::SynAcks,
+        };
+        assert_eq!(
+            said(Evidence::SynProxy {
+                ttl: 64,
+                target: Some(target)
+            }),
+            "SYN/ACK with window 0 (ttl 64): a SYN proxy's, not a TCP stack's, which offers its receive window; sent 1 hop closer than the target's SYN/ACKs (a proxy on the path)"
+        );
+        assert!(
+            said(Evidence::RstDscpRemarked { probe: 10, rst: 12 })
+                .starts_with("RST has AF12 where the probe had AF11")
+        );
+        assert!(said(Evidence::ForgedUnplaced).contains("(on the target or on the path)"));
     }
 
     #[test]

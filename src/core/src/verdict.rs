@@ -28,7 +28,7 @@ use rustc_hash::FxHashMap;
 use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
 use crate::frame::Timestamp;
 pub use baseline::Baseline;
-pub use facts::{Evidence, Note, Reason, StackPacket, TargetDistance, hops};
+pub use facts::{AfterProxy, DscpMatch, Evidence, Note, Reason, StackPacket, TargetDistance, hops};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum State {
@@ -416,6 +416,10 @@ fn decide_from_trace(
             .filter(move |p| p.dir == Dir::In && !(has_self_connect && p.scanner_port == self_port))
     };
     if let Some(p) = answers().find(|p| is_in_tcp(p, |f| f.is_syn_ack())) {
+        if baseline::is_proxy_syn_ack(p) {
+            judge_syn_proxy(v, trace, p, base);
+            return true;
+        }
         v.state = State::Open;
         v.reason = Reason::SynAck;
         v.responder = Responder::Target;
@@ -471,45 +475,107 @@ fn decide_from_trace(
     false
 }
 
-/// Attributes a RST answering our SYN, and sets state and responder accordingly.
+/// Weights of the signals that say who sent a RST (docs/verdicts.md, "Weights"): positive
+/// for the target's stack, negative for a forgery. A signal a firewall cannot fake by
+/// accident weighs more than one a path can produce on its own.
+mod weight {
+    /// An IPv6 flow label on the RST (netfilter's RST has label 0), or label 0 while the
+    /// stack set one: proof either way.
+    pub const FLOW_LABEL: i8 = 4;
+    /// Fewer hops than every answerer of the target: something on the path sent it.
+    pub const NEARER: i8 = 4;
+    /// The probe's DSCP reflected.
+    pub const DSCP_REFLECTED: i8 = 3;
+    /// The probe's DSCP re-marked within its AF class (an RFC 2597 policer).
+    pub const DSCP_REMARKED: i8 = 2;
+    /// DSCP 0 while another RST of the target reflected it.
+    pub const DSCP_ZERO: i8 = 2;
+    /// DSCP 0, but the path was seen re-marking DSCP.
+    pub const DSCP_ZERO_ON_REMARKING_PATH: i8 = 1;
+    /// A conclusion needs this much net weight, and a side this much to count as strong.
+    pub const DECIDES: i8 = 2;
+}
+
+/// Attributes a RST answering our SYN, and sets state and responder accordingly: every
+/// signal is weighed at once ([`weight`]); conflicting strong signals give no conclusion.
 fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Baseline) {
     let rst_hops = hops(rst.ttl);
-    let mut forged = false;
-    let mut stack = false;
+    let mut stack = 0i8;
+    let mut forged = 0i8;
+    // The answerer at the RST's own distance, or (nearer / farther than all) the nearest /
+    // farthest one: with one answerer, the target's distance as ever.
+    let own = base.stack_at(rst_hops);
+    let compared = own.or_else(|| {
+        let near = base.stack_distances.first().copied();
+        let far = base.stack_distances.last().copied();
+        match near {
+            Some(n) if rst_hops < n.hops => Some(n),
+            _ => far.or(base.distance()),
+        }
+    });
     let mut closer_by = 0u8;
-
-    if let (Some(h), Some(ttl)) = (base.hops, base.ttl) {
-        closer_by = h.saturating_sub(rst_hops);
+    if let Some(target) = compared {
+        closer_by = target.hops.saturating_sub(rst_hops);
         v.evidence.push(Evidence::RstDistance {
             ttl: rst.ttl,
-            target: TargetDistance {
-                hops: h,
-                ttl,
-                from: base.hops_from,
-            },
+            target,
+        });
+        if closer_by > 0 {
+            forged += weight::NEARER;
+        }
+    }
+    let several = base.stack_distances.len() > 1;
+    if several
+        && let (Some(n), Some(f)) = (base.stack_distances.first(), base.stack_distances.last())
+    {
+        v.evidence.push(Evidence::SeveralAnswerers {
+            near_hops: n.hops,
+            far_hops: f.hops,
         });
     }
     if probe_dscp != 0 {
-        if rst.dscp == probe_dscp {
-            stack = true;
-            v.evidence
-                .push(Evidence::RstReflectsDscp { probe: probe_dscp });
-        } else if let Some(port) = base.reflecting_rst_port {
-            forged = true;
-            v.evidence.push(Evidence::RstDscpNotReflected {
+        match DscpMatch::of(probe_dscp, rst.dscp) {
+            DscpMatch::Reflected => {
+                stack += weight::DSCP_REFLECTED;
+                v.evidence
+                    .push(Evidence::RstReflectsDscp { probe: probe_dscp });
+            }
+            DscpMatch::RemarkedInClass => {
+                stack += weight::DSCP_REMARKED;
+                v.evidence.push(Evidence::RstDscpRemarked {
+                    probe: probe_dscp,
+                    rst: rst.dscp,
+                });
+            }
+            DscpMatch::Other => v.evidence.push(Evidence::RstDscpChanged {
                 probe: probe_dscp,
                 rst: rst.dscp,
-                reflected_on_port: port,
-            });
-        } else {
-            v.evidence
-                .push(Evidence::RstDscpInconclusive { probe: probe_dscp });
+            }),
+            DscpMatch::Zero => match base.reflecting_rst_port {
+                Some(port) => {
+                    v.evidence.push(Evidence::RstDscpNotReflected {
+                        probe: probe_dscp,
+                        rst: rst.dscp,
+                        reflected_on_port: port,
+                    });
+                    match base.path_remarks {
+                        Some((port, dscp)) => {
+                            forged += weight::DSCP_ZERO_ON_REMARKING_PATH;
+                            v.evidence.push(Evidence::PathRemarksDscp { port, dscp });
+                        }
+                        None => forged += weight::DSCP_ZERO,
+                    }
+                }
+                None => v
+                    .evidence
+                    .push(Evidence::RstDscpInconclusive { probe: probe_dscp }),
+            },
         }
     }
     match rst.flow_label {
         Some(0) => {
             if let Some((port, label)) = base.flow_label_seen {
-                forged = true;
+                forged += weight::FLOW_LABEL;
                 v.evidence.push(Evidence::RstFlowLabelZero {
                     stack_port: port,
                     stack_label: label,
@@ -517,19 +583,34 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
             }
         }
         Some(label) => {
-            stack = stack || closer_by == 0;
+            stack += weight::FLOW_LABEL;
             v.evidence.push(Evidence::RstFlowLabel { label });
         }
         None => {}
     }
-    if closer_by > 0 {
+    let net = stack - forged;
+    if stack >= weight::DECIDES && forged >= weight::DECIDES && net.abs() < weight::DECIDES {
+        // Both sides strong, neither ahead: say so, with both sides in the evidence.
+        v.state = State::Closed;
+        v.responder = Responder::Unknown;
+        v.evidence.push(Evidence::Conflicting {
+            stack: stack as u8,
+            forged: forged as u8,
+        });
+    } else if net <= -weight::DECIDES {
         v.state = State::Filtered;
-        v.responder = Responder::Middlebox;
-    } else if forged {
-        v.state = State::Filtered;
-        v.responder = Responder::TargetFirewall;
-        v.evidence.push(Evidence::ForgedOnTargetHost);
-    } else if stack {
+        if closer_by > 0 {
+            v.responder = Responder::Middlebox;
+        } else if own.is_some() && !several {
+            v.responder = Responder::TargetFirewall;
+            v.evidence.push(Evidence::ForgedOnTargetHost);
+        } else {
+            // Several answerers behind the address, or a RST farther than them: its
+            // distance does not say which machine forged it.
+            v.responder = Responder::Unknown;
+            v.evidence.push(Evidence::ForgedUnplaced);
+        }
+    } else if net >= weight::DECIDES {
         v.state = State::Closed;
         v.responder = Responder::Target;
     } else {
@@ -537,6 +618,64 @@ fn judge_rst(v: &mut PortVerdict, probe_dscp: u8, rst: &TracePacket, base: &Base
         v.responder = Responder::Unknown;
         if v.evidence.is_empty() {
             v.evidence.push(Evidence::NoBaseline);
+        }
+    }
+}
+
+/// A SYN proxy completed the handshake (its SYN/ACK offers window 0): the verdict is what
+/// the host behind it answered after our ACK, and the proxy is placed by its hop distance.
+fn judge_syn_proxy(
+    v: &mut PortVerdict,
+    trace: &[TracePacket],
+    synack: &TracePacket,
+    base: &Baseline,
+) {
+    v.reason = Reason::SynProxy;
+    let proxy_hops = hops(synack.ttl);
+    let target = base
+        .stack_distances
+        .iter()
+        .copied()
+        .find(|d| d.hops == proxy_hops)
+        .or(base.stack_distances.first().copied())
+        .or(base.distance());
+    v.evidence.push(Evidence::SynProxy {
+        ttl: synack.ttl,
+        target,
+    });
+    let after = trace
+        .iter()
+        .filter(|p| p.dir == Dir::In && p.scanner_port == synack.scanner_port && p.ts >= synack.ts)
+        .filter_map(|p| Some((p, p.flags()?)))
+        .find_map(|(p, f)| {
+            if f.rst() {
+                Some(AfterProxy::Rst { ttl: p.ttl })
+            } else if !f.syn() && f.ack() && p.win != 0 {
+                Some(AfterProxy::Accepted { win: p.win })
+            } else {
+                None
+            }
+        })
+        .unwrap_or(AfterProxy::Nothing);
+    v.evidence.push(Evidence::AfterProxyAck(after));
+    match after {
+        AfterProxy::Rst { .. } => {
+            v.state = State::Closed;
+            v.responder = Responder::Target;
+        }
+        AfterProxy::Accepted { .. } => {
+            v.state = State::Open;
+            v.responder = Responder::Target;
+        }
+        AfterProxy::Nothing => {
+            // The proxy stands between the probe and the port: nmap's "filtered" (the
+            // probe never reached the port), placed where the proxy answered from.
+            v.state = State::Filtered;
+            v.responder = match target {
+                Some(t) if proxy_hops < t.hops => Responder::Middlebox,
+                Some(t) if proxy_hops == t.hops => Responder::TargetFirewall,
+                _ => Responder::Unknown,
+            };
         }
     }
 }

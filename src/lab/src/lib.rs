@@ -59,12 +59,18 @@
 //! - ICMPv4 errors, from target and router alike, have TOS 0xc0 (precedence "internetwork
 //!   control"), never the SYN's DSCP; ICMPv6 errors carry a flow label of their own.
 
+mod answerers;
 mod loopback;
 mod netns;
 mod scenario;
 mod serve;
 mod topology;
 
+pub use answerers::{
+    BASELINE_PORTS, DNAT_CLOSED_PORT, DNAT_OPEN_PORTS, DSCP_AF12_PORT, DSCP_AF13_PORT,
+    DSCP_CLEARED_PORT, POLICED_PORTS, PROXIED_PORTS, ROUTER_CLOSED_PORTS, ROUTER_REJECT_PORT,
+    TTL_FORGED_PORT,
+};
 pub use loopback::{LoopbackLab, WIDE_PORT_RANGE, loopback};
 pub use netns::{
     NAME_PREFIX, cleanup_stale, command, in_namespace, list_namespaces, read_sysctl, run,

@@ -1,12 +1,19 @@
 //! A target's baseline: what its own TCP stack's packets look like in this scan (hop
 //! distance, whether its RSTs reflect the probe's DSCP, whether it sets IPv6 flow labels),
 //! against which a single RST is judged.
+//!
+//! One address can front several answerers: ports forwarded (DNAT) to hosts behind a
+//! router answer from farther than the router's own ports, and a SYN proxy answers the
+//! handshake for the host. So the stack's packets are grouped by hop distance
+//! ([`Baseline::stack_distances`]) instead of voted into one distance, and a SYN/ACK with
+//! window 0 (a proxy's) is no stack packet at all.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{StackPacket, hops};
-use crate::exchange::{Attempt, Dir, PacketKind};
+use super::facts::DscpMatch;
+use super::{StackPacket, TargetDistance, hops};
+use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
 
 /// Per-target facts that make a single packet's evidence conclusive or not.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -26,6 +33,13 @@ pub struct Baseline {
     pub reflecting_rst_port: Option<u16>,
     /// A TCP packet from this target carried an IPv6 flow label; holds (port, label).
     pub flow_label_seen: Option<(u16, u32)>,
+    /// Every hop distance the target's TCP stack packets (SYN/ACKs, reflecting or
+    /// flow-labelled RSTs) came from, nearest first: one entry per answerer behind the
+    /// address (usually one).
+    pub stack_distances: Vec<TargetDistance>,
+    /// A RST from this target whose DSCP the path re-marked (neither the probe's nor 0):
+    /// (port, DSCP). Then a DSCP 0 may be the path's work too.
+    pub path_remarks: Option<(u16, u8)>,
 }
 
 fn probe_dscp_of(attempt: &Attempt) -> u8 {
@@ -35,6 +49,12 @@ fn probe_dscp_of(attempt: &Attempt) -> u8 {
         .find(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()))
         .map(|p| p.dscp)
         .unwrap_or(0)
+}
+
+/// A SYN/ACK offering window 0: a SYN proxy's (SYNPROXY answers with window 0 until the
+/// host behind it accepts); a TCP stack offers its receive window (RFC 9293 §3.10.7.2).
+pub fn is_proxy_syn_ack(p: &TracePacket) -> bool {
+    p.flags().is_some_and(|f| f.is_syn_ack()) && p.win == 0
 }
 
 impl Baseline {
@@ -52,22 +72,53 @@ impl Baseline {
             if dscp != 0 {
                 b.probe_dscp = dscp;
             }
+            let port = a.key.target.port();
+            // Only the answer to our SYN: a RST after a proxy's handshake answers the
+            // proxy's own SYN, not ours (it never reflects our DSCP).
+            let mut answered = false;
             for p in a.packets.iter().filter(|p| p.dir == Dir::In) {
+                let first = !answered;
+                if p.flags().is_some_and(|f| f.rst() || f.is_syn_ack()) {
+                    answered = true;
+                }
                 let stack_packet = match p.kind {
-                    PacketKind::Tcp(f) if f.is_syn_ack() => Some(StackPacket::SynAcks),
-                    PacketKind::Tcp(f) if f.rst() && dscp != 0 && p.dscp == dscp => {
-                        b.reflecting_rst_port.get_or_insert(a.key.target.port());
-                        Some(StackPacket::DscpReflectingRsts)
+                    PacketKind::Tcp(f) if f.is_syn_ack() && !is_proxy_syn_ack(p) => {
+                        Some(StackPacket::SynAcks)
+                    }
+                    PacketKind::Tcp(f) if f.rst() && first && dscp != 0 => {
+                        match DscpMatch::of(dscp, p.dscp) {
+                            DscpMatch::Reflected => {
+                                b.reflecting_rst_port.get_or_insert(port);
+                                Some(StackPacket::DscpReflectingRsts)
+                            }
+                            DscpMatch::RemarkedInClass => {
+                                b.path_remarks.get_or_insert((port, p.dscp));
+                                Some(StackPacket::MarkedRsts)
+                            }
+                            DscpMatch::Other => {
+                                b.path_remarks.get_or_insert((port, p.dscp));
+                                None
+                            }
+                            DscpMatch::Zero => None,
+                        }
                     }
                     PacketKind::Icmp(_) if p.from == target => Some(StackPacket::IcmpErrors),
                     _ => None,
                 };
+                // A flow-labelled RST answering our SYN is the stack's (netfilter's RST has
+                // label 0), whatever its DSCP.
+                let stack_packet = stack_packet.or_else(|| {
+                    (first
+                        && p.flags().is_some_and(|f| f.rst())
+                        && p.flow_label.is_some_and(|l| l != 0))
+                    .then_some(StackPacket::MarkedRsts)
+                });
                 if p.flags().is_some()
                     && p.from == target
+                    && !is_proxy_syn_ack(p)
                     && let Some(label) = p.flow_label.filter(|l| *l != 0)
                 {
-                    b.flow_label_seen
-                        .get_or_insert((a.key.target.port(), label));
+                    b.flow_label_seen.get_or_insert((port, label));
                 }
                 if let Some(kind) = stack_packet {
                     let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, kind));
@@ -87,6 +138,43 @@ impl Baseline {
             b.ttl = Some(ttl);
             b.hops_from = kind;
         }
+        // One entry per distance: its most common TTL and most telling kind. Only TCP
+        // packets make an answerer: an ICMP error's initial TTL may differ from the
+        // stack's, and it is the primary vote's fallback anyway.
+        let mut by_hops: BTreeMap<u8, (u32, TargetDistance)> = BTreeMap::new();
+        for (&(h, ttl), &(n, kind)) in &hop_votes {
+            if kind == StackPacket::IcmpErrors {
+                continue;
+            }
+            let e = by_hops.entry(h).or_insert((
+                0,
+                TargetDistance {
+                    hops: h,
+                    ttl,
+                    from: kind,
+                },
+            ));
+            if n > e.0 {
+                e.1.ttl = ttl;
+            }
+            e.0 = e.0.max(n);
+            e.1.from = e.1.from.min(kind);
+        }
+        b.stack_distances = by_hops.into_values().map(|(_, d)| d).collect();
         b
+    }
+
+    /// The target's own distance as the primary vote gave it.
+    pub fn distance(&self) -> Option<TargetDistance> {
+        Some(TargetDistance {
+            hops: self.hops?,
+            ttl: self.ttl?,
+            from: self.hops_from,
+        })
+    }
+
+    /// The stack answerer at `h` hops, if one answered from there.
+    pub fn stack_at(&self, h: u8) -> Option<TargetDistance> {
+        self.stack_distances.iter().copied().find(|d| d.hops == h)
     }
 }

@@ -36,6 +36,10 @@ pub enum Reason {
     LocalProhibited,
     /// connect() failed with another errno.
     Error,
+    /// A SYN proxy (iptables `SYNPROXY`, a DDoS scrubber) completed the handshake in the
+    /// host's name; what came after our ACK (the real stack's RST, or its window) decides.
+    /// nmap has no word for it.
+    SynProxy,
 }
 
 impl Reason {
@@ -53,6 +57,7 @@ impl Reason {
             Reason::ProtoUnreach => "proto-unreach",
             Reason::LocalProhibited => "local-prohibited",
             Reason::Error => "error",
+            Reason::SynProxy => "syn-proxy",
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum StackPacket {
     SynAcks,
     DscpReflectingRsts,
     IcmpErrors,
+    /// IPv6 RSTs carrying a flow label (or a DSCP re-marked within the probe's AF class),
+    /// when no SYN/ACK or reflecting RST came from that distance.
+    MarkedRsts,
 }
 
 /// The hop distance of the target's own packets, as the baseline measured it.
@@ -80,6 +88,50 @@ pub struct TargetDistance {
     /// The TTL (hop limit) those packets arrived with.
     pub ttl: u8,
     pub from: StackPacket,
+}
+
+/// What followed our ACK after a SYN proxy's SYN/ACK: the real stack's answer, once the
+/// proxy opened the connection to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AfterProxy {
+    /// A RST: the proxy's SYN to the host met a closed port (or a firewall behind it).
+    Rst { ttl: u8 },
+    /// An ACK opening the window (or data): the host accepted the proxy's connection.
+    Accepted { win: u16 },
+    /// Nothing before the connection was closed: the proxy hides whether a program listens.
+    Nothing,
+}
+
+/// How a RST's DSCP compares with the DSCP its SYN was marked with (RFC 2474, RFC 2597).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DscpMatch {
+    /// The same: Linux's stack copies the SYN's DSCP into its RST.
+    Reflected,
+    /// Same AF class, higher drop precedence (AF11 → AF12/AF13): the stack's reflected
+    /// mark, re-marked by an RFC 2597 policer on the way back.
+    RemarkedInClass,
+    /// 0: what netfilter's REJECT sends, and what a path that clears DSCP leaves.
+    Zero,
+    /// Any other value: the path rewrote it; it shows nothing about the sender.
+    Other,
+}
+
+impl DscpMatch {
+    /// Classifies a RST's DSCP against the probe's (both non-zero DSCP values, 0..=63).
+    pub fn of(probe: u8, rst: u8) -> DscpMatch {
+        let af = |d: u8| {
+            (10..=38).contains(&d) && d.is_multiple_of(2) && (1..=3).contains(&((d % 8) / 2))
+        };
+        if rst == probe {
+            DscpMatch::Reflected
+        } else if rst == 0 {
+            DscpMatch::Zero
+        } else if af(probe) && af(rst) && probe / 8 == rst / 8 && rst > probe {
+            DscpMatch::RemarkedInClass
+        } else {
+            DscpMatch::Other
+        }
+    }
 }
 
 /// One fact behind a verdict, with its numbers.
@@ -105,6 +157,31 @@ pub enum Evidence {
     RstFlowLabel { label: u32 },
     /// The conclusion when the RST's fields show a forgery made on the target host.
     ForgedOnTargetHost,
+    /// The RST's DSCP is the probe's, re-marked within its AF class (RFC 2597 policer).
+    RstDscpRemarked { probe: u8, rst: u8 },
+    /// The RST's DSCP is neither the probe's, nor 0, nor in its AF class: the path
+    /// rewrote it.
+    RstDscpChanged { probe: u8, rst: u8 },
+    /// The target's path was seen re-marking DSCP (on `port`), so a DSCP 0 here may be
+    /// the path's too: that signal is weak.
+    PathRemarksDscp { port: u16, dscp: u8 },
+    /// The conclusion when the RST's fields show a forgery but its hop distance cannot
+    /// place the sender: the address answers from several distances, or none to compare.
+    ForgedUnplaced,
+    /// Signals for the stack and for a forgery, both strong: no conclusion (weights as
+    /// docs/verdicts.md gives them).
+    Conflicting { stack: u8, forged: u8 },
+    /// The address answers from several hop distances (ports forwarded to other hosts, a
+    /// proxy): each answer is compared with the answerer at its own distance.
+    SeveralAnswerers { near_hops: u8, far_hops: u8 },
+    /// A SYN/ACK with window 0 (ttl): a SYN proxy's, not a TCP stack's; `target` is the
+    /// distance of the target's own packets when known.
+    SynProxy {
+        ttl: u8,
+        target: Option<TargetDistance>,
+    },
+    /// What followed our ACK after the proxy's SYN/ACK.
+    AfterProxyAck(AfterProxy),
     /// Nothing from this target to compare the RST with.
     NoBaseline,
     /// An ICMP error from the target's own address (a firewall rule on the host).

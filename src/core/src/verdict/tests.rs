@@ -396,3 +396,414 @@ fn hop_and_dscp_helpers() {
     assert_eq!(hops(120), 8);
     assert_eq!(hops(250), 5);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 13: who answered on real paths (SYN proxies, re-marked DSCP, mixed answerers,
+// forgers with the target's TTL). Packets as the namespace lab showed them.
+// ---------------------------------------------------------------------------------------
+
+const ACK: u8 = TcpFlags::ACK;
+const AF12: u8 = 12 << 2;
+const AF13: u8 = 14 << 2;
+
+/// One answer's IP fields: TTL, TOS byte, IPv6 flow label, TCP window.
+#[derive(Clone, Copy)]
+struct Ip {
+    ttl: u8,
+    tos: u8,
+    label: u32,
+    win: u16,
+}
+
+/// A stack-like answer: the given TTL and TOS, a flow label (IPv6), a normal window.
+fn ip(ttl: u8, tos: u8) -> Ip {
+    Ip {
+        ttl,
+        tos,
+        label: 0x1_2345,
+        win: 64240,
+    }
+}
+
+impl Ip {
+    fn label(self, label: u32) -> Ip {
+        Ip { label, ..self }
+    }
+    fn win(self, win: u16) -> Ip {
+        Ip { win, ..self }
+    }
+}
+
+/// A capture of one family: the scanner at one address, one target address.
+struct Wire {
+    tracker: Tracker,
+    v6: bool,
+    target_v4: [u8; 4],
+}
+
+impl Wire {
+    fn v4() -> Wire {
+        Wire {
+            tracker: Tracker::new(),
+            v6: false,
+            target_v4: TARGET,
+        }
+    }
+    fn v6() -> Wire {
+        Wire {
+            v6: true,
+            ..Wire::v4()
+        }
+    }
+    /// A target that is the router itself (198.18.1.254 / 2001:db8:1::fe).
+    fn router(v6: bool) -> Wire {
+        Wire {
+            tracker: Tracker::new(),
+            v6,
+            target_v4: ROUTER,
+        }
+    }
+    fn target6(&self) -> &'static str {
+        if self.target_v4 == ROUTER {
+            "2001:db8:1::fe"
+        } else {
+            "2001:db8:2::1"
+        }
+    }
+    fn feed(&mut self, ms: u64, bytes: Vec<u8>) {
+        let frame = Frame {
+            ts: Timestamp(ms * 1_000_000),
+            link: LinkType::RawIp,
+            data: &bytes,
+            orig_len: bytes.len() as u32,
+        };
+        let obs = decode(&frame).expect("test packet decodes");
+        self.tracker.observe(frame.ts, &obs, |_| true);
+    }
+    /// A segment from the scanner (its SYN marked AF11).
+    fn out(&mut self, ms: u64, port: u16, flags: u8) {
+        let sport = 40000 + port;
+        let seq = 1000 + port as u32 + u32::from(flags != SYN);
+        let spec = TcpSpec::new(sport, port, flags).seq(seq).ack(7001);
+        let p = if self.v6 {
+            tcp_v6("2001:db8:1::1", self.target6(), spec)
+        } else {
+            tcp_v4(SCANNER, self.target_v4, spec)
+        };
+        self.feed(ms, p.tos(AF11).raw());
+    }
+    /// A segment from the target's address.
+    fn answer(&mut self, ms: u64, port: u16, flags: u8, ip: Ip) {
+        let spec = TcpSpec {
+            window: ip.win,
+            ..TcpSpec::new(port, 40000 + port, flags)
+                .seq(7000)
+                .ack(1001 + port as u32)
+        };
+        let p = if self.v6 {
+            tcp_v6(self.target6(), "2001:db8:1::1", spec).flow_label(ip.label)
+        } else {
+            tcp_v4(self.target_v4, SCANNER, spec)
+        };
+        self.feed(ms, p.ttl(ip.ttl).tos(ip.tos).raw());
+    }
+    /// SYN, answered with one segment.
+    fn probe(&mut self, port: u16, flags: u8, ip: Ip) {
+        self.out(0, port, SYN);
+        self.answer(1, port, flags, ip);
+    }
+    fn verdicts(&self) -> Vec<PortVerdict> {
+        judge_all(self.tracker.attempts(), None)
+    }
+}
+
+fn who(v: &PortVerdict) -> (State, Reason, Responder) {
+    (v.state, v.reason, v.responder)
+}
+
+/// SYNPROXY's SYN/ACK: window 0, TOS 0, flow label 0.
+fn proxy(ttl: u8) -> Ip {
+    ip(ttl, 0).label(0).win(0)
+}
+
+/// A proxied handshake: SYN, the proxy's SYN/ACK, our ACK, then `after` (if any).
+fn proxied(w: &mut Wire, port: u16, proxy_ttl: u8, after: Option<(u8, Ip)>) {
+    w.probe(port, SA, proxy(proxy_ttl));
+    w.out(2, port, ACK);
+    if let Some((flags, ip)) = after {
+        w.answer(3, port, flags, ip);
+    }
+}
+
+#[test]
+fn syn_proxy_on_the_target_v4_and_v6() {
+    for mut w in [Wire::v4(), Wire::v6()] {
+        w.probe(22, SA, ip(63, 0));
+        w.probe(79, RA, ip(63, AF11));
+        // Closed behind the proxy: the host's RST answers the proxy's SYN after our ACK.
+        proxied(&mut w, 81, 63, Some((RA, ip(63, 0))));
+        // Open behind it: the proxy opens the window once the host accepted.
+        proxied(&mut w, 80, 63, Some((ACK, ip(63, 0).label(0).win(63))));
+        // Nothing after the ACK: the proxy hides the port.
+        proxied(&mut w, 82, 63, None);
+        let vs = w.verdicts();
+        assert_eq!(
+            who(port(&vs, 81)),
+            (State::Closed, Reason::SynProxy, Responder::Target)
+        );
+        assert!(
+            port(&vs, 81)
+                .has(|e| matches!(e, Evidence::AfterProxyAck(AfterProxy::Rst { ttl: 63 })))
+        );
+        assert_eq!(
+            who(port(&vs, 80)),
+            (State::Open, Reason::SynProxy, Responder::Target)
+        );
+        assert_eq!(
+            who(port(&vs, 82)),
+            (State::Filtered, Reason::SynProxy, Responder::TargetFirewall)
+        );
+        // The proxy's SYN/ACKs are no stack packets: the ordinary ports are unchanged.
+        assert_eq!(
+            who(port(&vs, 22)),
+            (State::Open, Reason::SynAck, Responder::Target)
+        );
+        assert_eq!(
+            who(port(&vs, 79)),
+            (State::Closed, Reason::Reset, Responder::Target)
+        );
+    }
+}
+
+#[test]
+fn syn_proxy_on_the_router_is_a_hop_closer_v4_and_v6() {
+    for mut w in [Wire::v4(), Wire::v6()] {
+        w.probe(79, RA, ip(63, AF11));
+        proxied(&mut w, 81, 64, Some((RA, ip(63, 0))));
+        proxied(&mut w, 82, 64, None);
+        let vs = w.verdicts();
+        assert_eq!(
+            who(port(&vs, 81)),
+            (State::Closed, Reason::SynProxy, Responder::Target)
+        );
+        let v = port(&vs, 82);
+        assert_eq!(
+            who(v),
+            (State::Filtered, Reason::SynProxy, Responder::Middlebox)
+        );
+        assert!(
+            v.has(|e| matches!(e, Evidence::SynProxy { ttl: 64, target: Some(t) } if t.hops == 1)),
+            "{:?}",
+            v.evidence
+        );
+        // The target's own closed port keeps its distance (the proxy did not vote).
+        assert_eq!(
+            who(port(&vs, 79)),
+            (State::Closed, Reason::Reset, Responder::Target)
+        );
+    }
+}
+
+#[test]
+fn dscp_re_marked_within_its_af_class_is_the_stack_v4_and_v6() {
+    for mut w in [Wire::v4(), Wire::v6()] {
+        w.probe(22, SA, ip(63, 0));
+        w.probe(79, RA, ip(63, AF11));
+        w.probe(91, RA, ip(63, AF12));
+        w.probe(92, RA, ip(63, AF13));
+        let vs = w.verdicts();
+        for (p, rst) in [(91, 12), (92, 14)] {
+            let v = port(&vs, p);
+            assert_eq!(
+                who(v),
+                (State::Closed, Reason::Reset, Responder::Target),
+                "{:?}",
+                v.evidence
+            );
+            assert!(
+                v.evidence
+                    .contains(&Evidence::RstDscpRemarked { probe: 10, rst })
+            );
+            assert!(!v.has(|e| *e == Evidence::ForgedOnTargetHost));
+        }
+    }
+}
+
+#[test]
+fn a_policer_majority_does_not_make_closed_ports_forged() {
+    // The issue's run: almost every RST re-marked, a few reflected.
+    let mut w = Wire::v4();
+    w.probe(79, RA, ip(63, AF11));
+    for p in 100..140 {
+        w.probe(p, RA, ip(63, if p % 3 == 0 { AF13 } else { AF12 }));
+    }
+    let vs = w.verdicts();
+    assert!(
+        vs.iter()
+            .all(|v| who(v) == (State::Closed, Reason::Reset, Responder::Target)),
+        "{:?}",
+        vs.iter().map(who).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn ipv6_flow_label_wins_over_a_cleared_dscp() {
+    let mut w = Wire::v6();
+    w.probe(79, RA, ip(63, AF11));
+    // The path clears DSCP for port 81's flows; the stack's flow label is still there.
+    w.probe(81, RA, ip(63, 0));
+    let vs = w.verdicts();
+    let v = port(&vs, 81);
+    assert_eq!(
+        who(v),
+        (State::Closed, Reason::Reset, Responder::Target),
+        "{:?}",
+        v.evidence
+    );
+    // Both sides shown: the DSCP mismatch and the label that outweighs it.
+    assert!(v.has(|e| matches!(e, Evidence::RstDscpNotReflected { rst: 0, .. })));
+    assert!(v.has(|e| matches!(e, Evidence::RstFlowLabel { .. })));
+}
+
+#[test]
+fn ipv4_dscp_zero_on_a_re_marking_path_is_only_a_weak_sign() {
+    let mut w = Wire::v4();
+    w.probe(79, RA, ip(63, AF11));
+    w.probe(91, RA, ip(63, AF12));
+    w.probe(81, RA, ip(63, 0));
+    let vs = w.verdicts();
+    let v = port(&vs, 81);
+    assert_eq!(
+        who(v),
+        (State::Closed, Reason::Reset, Responder::Unknown),
+        "{:?}",
+        v.evidence
+    );
+    assert!(v.has(|e| matches!(e, Evidence::PathRemarksDscp { port: 91, dscp: 12 })));
+    assert!(!v.has(|e| *e == Evidence::ForgedOnTargetHost));
+}
+
+#[test]
+fn ipv6_reflected_dscp_and_missing_flow_label_conflict() {
+    let mut w = Wire::v6();
+    w.probe(79, RA, ip(63, AF11));
+    // A forger that copies the DSCP but sets no flow label, or a stack without one.
+    w.probe(83, RA, ip(63, AF11).label(0));
+    let vs = w.verdicts();
+    let v = port(&vs, 83);
+    assert_eq!(
+        (v.state, v.responder),
+        (State::Closed, Responder::Unknown),
+        "{:?}",
+        v.evidence
+    );
+    assert!(v.has(|e| matches!(
+        e,
+        Evidence::Conflicting {
+            stack: 3,
+            forged: 4
+        }
+    )));
+    assert!(v.has(|e| matches!(e, Evidence::RstReflectsDscp { .. })));
+    assert!(v.has(|e| matches!(e, Evidence::RstFlowLabelZero { .. })));
+}
+
+#[test]
+fn dnat_ports_do_not_out_vote_the_routers_own_answers_v4_and_v6() {
+    for v6 in [false, true] {
+        let mut w = Wire::router(v6);
+        // Five ports forwarded to a server one hop behind the router: SYN/ACKs at ttl 63.
+        for p in 8080..8085 {
+            w.probe(p, SA, ip(63, 0));
+        }
+        // The router's own closed ports: its stack, no router on the way.
+        w.probe(20, RA, ip(64, AF11));
+        w.probe(21, RA, ip(64, AF11));
+        // The router's own REJECT --reject-with tcp-reset.
+        w.probe(23, RA, ip(64, 0).label(0));
+        let vs = w.verdicts();
+        for p in [20, 21] {
+            let v = port(&vs, p);
+            assert_eq!(
+                who(v),
+                (State::Closed, Reason::Reset, Responder::Target),
+                "v6={v6} {:?}",
+                v.evidence
+            );
+            assert_eq!(v.hops_closer(), None);
+            assert!(v.has(|e| matches!(
+                e,
+                Evidence::SeveralAnswerers {
+                    near_hops: 0,
+                    far_hops: 1
+                }
+            )));
+        }
+        let v = port(&vs, 23);
+        assert_eq!(
+            who(v),
+            (State::Filtered, Reason::Reset, Responder::Unknown),
+            "v6={v6} {:?}",
+            v.evidence
+        );
+        assert!(v.has(|e| *e == Evidence::ForgedUnplaced));
+        assert_eq!(v.hops_closer(), None);
+    }
+}
+
+#[test]
+fn a_forger_nearer_than_every_answerer_is_still_a_middlebox_with_dnat() {
+    let mut w = Wire::v4();
+    w.probe(22, SA, ip(62, 0)); // forwarded on to a host two hops away
+    w.probe(79, RA, ip(63, AF11)); // the target's own stack
+    w.probe(86, RA, ip(64, 0)); // a router's forged RST
+    let vs = w.verdicts();
+    let v = port(&vs, 86);
+    assert_eq!(
+        who(v),
+        (State::Filtered, Reason::Reset, Responder::Middlebox)
+    );
+    assert_eq!(v.hops_closer(), Some(1));
+}
+
+/// A router forging its RST with the target's TTL is byte-identical to the target's own
+/// REJECT (verified in the lab with tcpdump -x): caught as forged, and the evidence line
+/// says a device on the path could have sent it (docs/verdicts.md, undecidable cases).
+#[test]
+fn a_forger_with_the_targets_ttl_is_caught_v4_and_v6() {
+    for mut w in [Wire::v4(), Wire::v6()] {
+        w.probe(79, RA, ip(63, AF11));
+        w.probe(86, RA, ip(63, 0).label(0));
+        let vs = w.verdicts();
+        let v = port(&vs, 86);
+        assert_eq!(
+            who(v),
+            (State::Filtered, Reason::Reset, Responder::TargetFirewall)
+        );
+        assert!(v.has(|e| *e == Evidence::ForgedOnTargetHost));
+        // With the DSCP forged too, IPv4 has nothing left; IPv6's flow label still tells.
+        let mut w2 = if w.v6 { Wire::v6() } else { Wire::v4() };
+        w2.probe(79, RA, ip(63, AF11));
+        w2.probe(86, RA, ip(63, AF11).label(0));
+        let vs = w2.verdicts();
+        let v = port(&vs, 86);
+        if w.v6 {
+            assert_eq!((v.state, v.responder), (State::Closed, Responder::Unknown));
+            assert!(v.has(|e| matches!(e, Evidence::Conflicting { .. })));
+        } else {
+            assert_eq!(who(v), (State::Closed, Reason::Reset, Responder::Target));
+        }
+    }
+}
+
+#[test]
+fn dscp_classes() {
+    assert_eq!(DscpMatch::of(10, 10), DscpMatch::Reflected);
+    assert_eq!(DscpMatch::of(10, 12), DscpMatch::RemarkedInClass);
+    assert_eq!(DscpMatch::of(10, 14), DscpMatch::RemarkedInClass);
+    assert_eq!(DscpMatch::of(10, 0), DscpMatch::Zero);
+    // Another class, or a lower drop precedence, is not what an RFC 2597 policer does.
+    assert_eq!(DscpMatch::of(10, 18), DscpMatch::Other);
+    assert_eq!(DscpMatch::of(12, 10), DscpMatch::Other);
+    assert_eq!(DscpMatch::of(46, 44), DscpMatch::Other);
+}
