@@ -513,7 +513,7 @@ impl Wire {
         self.answer(1, port, flags, ip);
     }
     fn verdicts(&self) -> Vec<PortVerdict> {
-        judge_all(self.tracker.attempts(), None)
+        judge_all(&self.tracker.snapshot(), None)
     }
 }
 
