@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{PortVerdict, Reason, Responder, State};
+use synack_core::verdict::{Evidence, PortVerdict, Reason, Responder, State};
 
 /// Everything a finished scan or replay hands to a sink.
 #[derive(Clone, Debug, Default)]
@@ -189,6 +189,9 @@ pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
     let mut groups: Vec<(Cow<'static, str>, Vec<u16>)> = Vec::new();
     for v in verdicts {
         let label: Cow<'static, str> = match (v.state, v.reason, v.responder) {
+            (State::Open, Reason::SynProxy, _) => "open behind a SYN proxy".into(),
+            (State::Closed, Reason::SynProxy, _) => "closed behind a SYN proxy".into(),
+            (_, Reason::SynProxy, _) => "answered by a SYN proxy only".into(),
             (State::Open, _, _) => "open".into(),
             (_, Reason::Reset, Responder::Target) => "closed by the host's stack".into(),
             (_, Reason::Reset, Responder::TargetFirewall) => {
@@ -198,6 +201,16 @@ pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
                 Some(n) => format!("reset by a device {}", words::HopsCloser(n)).into(),
                 None => "reset by a device on the path".into(),
             },
+            (_, Reason::Reset, Responder::Unknown)
+                if v.has(|e| matches!(e, Evidence::ForgedUnplaced)) =>
+            {
+                "reset by a firewall (on the host or the path)".into()
+            }
+            (_, Reason::Reset, Responder::Unknown)
+                if v.has(|e| matches!(e, Evidence::Conflicting { .. })) =>
+            {
+                "reset, sender inconclusive".into()
+            }
             (_, Reason::Reset, Responder::Unknown) => "reset (sender not attributed)".into(),
             (_, Reason::NoResponse, _) => "dropped".into(),
             (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
