@@ -687,3 +687,41 @@ fn full_range_capture_replays_with_bounded_memory() {
         "replaying 131,070 packets took {rss:?} KiB at peak, limit {FULL_RANGE_RSS_LIMIT_KB} KiB"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Compressed input (capture-fixtures/make-crafted.sh writes the .gz and .zst copies)
+
+/// `synack replay` of a gzip- or zstd-compressed copy of a fixture, by name and from
+/// standard input, gives exactly the uncompressed fixture's reviewed output.
+#[test]
+fn compressed_fixtures_replay_like_the_plain_capture_from_files_and_stdin() {
+    let dir = fixtures_dir();
+    let expected_txt = read_expected(BASE_FIXTURE, ".expected.txt").unwrap();
+    let expected_json = parse_jsonl(
+        &read_expected(BASE_FIXTURE, ".expected.jsonl").unwrap(),
+        BASE_FIXTURE,
+    );
+    for name in [format!("{BASE_FIXTURE}.gz"), format!("{BASE_FIXTURE}.zst")] {
+        let out = replay_in(&dir, &[&name, "--ascii"]);
+        let stderr = assert_no_panic(&out, &name);
+        assert!(out.status.success(), "{name}: {stderr}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text_difference(&expected_txt, &text), None, "{name}");
+
+        let stdin = File::open(dir.join(&name)).unwrap();
+        let out = Command::new(BIN)
+            .current_dir(&dir)
+            .args(["replay", "-", "--json"])
+            .stdin(Stdio::from(stdin))
+            .output()
+            .expect("run synack");
+        let stderr = assert_no_panic(&out, &name);
+        assert!(out.status.success(), "{name} on stdin: {stderr}");
+        let actual = parse_jsonl(&String::from_utf8_lossy(&out.stdout), &name);
+        assert_eq!(
+            json_differences(&expected_json, &actual),
+            Vec::<String>::new(),
+            "{name} on stdin"
+        );
+    }
+}

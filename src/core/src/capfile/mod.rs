@@ -15,7 +15,10 @@
 //! - [`mod@write`]: [`PcapWriter`] (one link type, nanosecond pcap) and [`PcapNgWriter`]
 //!   (several interfaces with different link types, as a live scan on many interfaces has).
 //! - [`error`]: [`CapfileError`], a typed error carrying file name and byte offset.
+//! - `decompress`: gzip and zstd input, recognised by magic bytes and decompressed as a
+//!   stream ([`Compression`]).
 
+mod decompress;
 pub mod error;
 mod input;
 mod pcapng;
@@ -23,6 +26,7 @@ pub mod read;
 mod record;
 pub mod write;
 
+pub use decompress::Compression;
 pub use error::{CapfileError, CapfileErrorKind};
 pub use read::{CaptureFormat, CaptureReader};
 pub use write::{InterfaceId, PcapNgWriter, PcapWriter};

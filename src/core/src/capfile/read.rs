@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
+use super::decompress::{self, Compression};
 use super::error::{CapfileError, CapfileErrorKind};
 use super::input::Input;
 use super::pcapng;
@@ -34,6 +35,7 @@ pub enum CaptureFormat {
 /// finished: later calls to [`CaptureReader::next_frame`] return `Ok(None)`.
 pub struct CaptureReader {
     name: String,
+    compression: Compression,
     input: Input,
     format: Format,
     log: SkipLog,
@@ -58,7 +60,9 @@ struct PcapState {
 
 impl CaptureReader {
     /// Opens a capture file; `-` reads standard input. Reads and checks the file header, so a
-    /// file that is not a capture is refused here.
+    /// file that is not a capture is refused here. A gzip- or zstd-compressed capture is
+    /// recognised by its magic bytes and decompressed as it is read (see
+    /// [`CaptureReader::compression`]).
     pub fn open(path: &Path) -> Result<Self, CapfileError> {
         if path == Path::new("-") {
             return Self::from_reader(Box::new(io::stdin()), "-".to_owned());
@@ -69,13 +73,17 @@ impl CaptureReader {
         Self::from_reader(Box::new(file), name)
     }
 
-    /// Reads a capture from any byte stream; `name` is used in error messages. The reader
-    /// does its own buffering: there is no need to wrap `r` in a `BufReader`.
+    /// Reads a capture from any byte stream, compressed (gzip, zstd) or not; `name` is used
+    /// in error messages. The reader does its own buffering: there is no need to wrap `r`
+    /// in a `BufReader`.
     pub fn from_reader(r: Box<dyn Read + Send>, name: String) -> Result<Self, CapfileError> {
+        let (r, compression) = decompress::open(r)
+            .map_err(|e| CapfileError::new(&name, 0, CapfileErrorKind::Read(e)))?;
         let mut input = Input::new(r);
         let format = detect(&mut input).map_err(|f| CapfileError::new(&name, f.offset, f.kind))?;
         Ok(CaptureReader {
             name,
+            compression,
             input,
             format,
             log: SkipLog::default(),
@@ -139,6 +147,12 @@ impl CaptureReader {
         }
     }
 
+    /// How the file was compressed. With compression, byte offsets (in errors and
+    /// [`CaptureReader::position`]) count decompressed bytes.
+    pub fn compression(&self) -> Compression {
+        self.compression
+    }
+
     /// The name used in error messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -155,6 +169,7 @@ impl fmt::Debug for CaptureReader {
         f.debug_struct("CaptureReader")
             .field("name", &self.name)
             .field("format", &self.format())
+            .field("compression", &self.compression)
             .field("position", &self.position())
             .finish_non_exhaustive()
     }
