@@ -60,6 +60,10 @@ pub enum Command {
         /// A tag for the namespace names.
         #[arg(default_value = "serve")]
         tag: String,
+        /// Also answer for every address of this prefix (inside 198.19.0.0/16), port 443
+        /// open on all of them: many hosts for benchmarks.
+        #[arg(long, value_name = "PREFIX")]
+        many_hosts: Option<String>,
     },
 }
 
@@ -193,7 +197,7 @@ pub fn main() -> i32 {
         Command::Scan(args) => run_scan(args),
         Command::Replay(args) => run_replay(args),
         Command::Demo { scan_args } => run_demo(scan_args),
-        Command::Lab { tag } => match synack_lab::serve(&tag) {
+        Command::Lab { tag, many_hosts } => match synack_lab::serve(&tag, many_hosts.as_deref()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("synack lab: {e}");

@@ -4,8 +4,8 @@
 //! time to be read, handed to the sink, and freed. Memory holds the targets in flight (the
 //! probers work through the targets in groups, see `prober::order`), not the scan.
 //!
-//! Targets leave in the order they were given, so the output reads as it always did; a
-//! target that finishes early waits for those before it (at most a group's worth).
+//! Targets leave in the order they finish: one waiting for a timeout (a lost SYN, a full
+//! accept queue) holds only its own attempts, never the targets behind it.
 //! A target whose RSTs never reflected the probe's DSCP is held until the probers are
 //! done, then calibrated with one extra port (docs/verdicts.md) and judged.
 
@@ -89,8 +89,6 @@ struct TargetState {
     pending: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
     /// Every attempt so far was answered (no late answer to wait for).
     all_answered: bool,
-    /// Decided, and its packets had time to arrive: ready to judge.
-    ready: bool,
     /// Held for a calibration probe.
     calibration: Option<SocketAddr>,
 }
@@ -101,9 +99,8 @@ struct Correlator<'r, 's> {
     tracker: Tracker,
     ports_per_target: usize,
     targets: FxHashMap<IpAddr, TargetState>,
-    /// Targets in the order given; `next` is the first not yet written.
+    /// Targets in the order given.
     order: &'r [IpAddr],
-    next: usize,
     /// (when its packets are in, target) for targets whose ports are all decided.
     settling: VecDeque<(Instant, IpAddr)>,
     /// Targets held for calibration, in order.
@@ -159,8 +156,7 @@ impl Correlator<'_, '_> {
         }
     }
 
-    /// Marks settled targets ready (or holds them for calibration) and writes every
-    /// ready target at the head of the order.
+    /// Judges and writes each settled target (or holds it for calibration).
     fn advance(&mut self, now: Instant, cal_port: Option<u16>, calibrating: bool) {
         while let Some(&(due, ip)) = self.settling.front() {
             if due > now {
@@ -182,20 +178,8 @@ impl Correlator<'_, '_> {
                 st.calibration = cal_port.map(|p| SocketAddr::new(ip, p));
                 self.held.push(ip);
             } else {
-                st.ready = true;
+                self.judge(ip);
             }
-        }
-        self.write_ready();
-    }
-
-    /// Writes targets in order while the next one is ready.
-    fn write_ready(&mut self) {
-        while let Some(&ip) = self.order.get(self.next) {
-            if !self.targets.get(&ip).is_some_and(|t| t.ready) {
-                break;
-            }
-            self.next += 1;
-            self.judge(ip);
         }
     }
 
@@ -218,11 +202,12 @@ impl Correlator<'_, '_> {
     }
 
     /// The end (probers done or interrupted): every target still here is judged with
-    /// what it completed, in order.
+    /// what it completed, in the order given.
     fn flush(&mut self) {
-        while let Some(&ip) = self.order.get(self.next) {
-            self.next += 1;
-            self.judge(ip);
+        for &ip in self.order {
+            if self.targets.contains_key(&ip) {
+                self.judge(ip);
+            }
         }
     }
 }
@@ -258,7 +243,6 @@ pub(super) fn correlate(
         ports_per_target: opts.probe.ports.len(),
         targets: FxHashMap::default(),
         order: addrs,
-        next: 0,
         settling: VecDeque::new(),
         held: Vec::new(),
         scope: addrs.iter().copied().collect(),
@@ -371,11 +355,7 @@ pub(super) fn correlate(
     }
     // Targets still settling or held when the captures ended (interrupted, or their
     // calibration could not run): judged with what they completed.
-    for ip in std::mem::take(&mut c.held) {
-        if let Some(t) = c.targets.get_mut(&ip) {
-            t.ready = true;
-        }
-    }
+    c.held.clear();
     c.flush();
     Ok(c.tracker.stats())
 }

@@ -130,7 +130,7 @@ impl Outbox<'_> {
 /// Targets are probed in groups of at most this many (port, target) pairs, as nmap's
 /// host groups: a group's targets finish together and leave the correlator before the
 /// next group's are far along, so memory follows the group, not the scan.
-const GROUP_PAIRS: usize = 16_384;
+const GROUP_PAIRS: usize = 8_192;
 
 /// How many targets form a group for `ports` ports each: one host for a full-range
 /// scan, up to 1,024 hosts for a few ports.
@@ -507,7 +507,7 @@ mod tests {
         assert_eq!(distinct.len(), 300_000);
         // The first group's targets are done before the second group's start.
         let g = group_size(ports.len());
-        assert_eq!(g, 163);
+        assert_eq!(g, 81);
         let first_of_second = pairs.iter().position(|p| p.ip() == targets[g]).unwrap();
         assert_eq!(first_of_second, g * ports.len());
         // A full-range scan is one host at a time.

@@ -60,6 +60,7 @@
 //!   control"), never the SYN's DSCP; ICMPv6 errors carry a flow label of their own.
 
 mod answerers;
+mod anyip;
 mod loopback;
 mod netns;
 mod scenario;
@@ -71,6 +72,7 @@ pub use answerers::{
     DSCP_CLEARED_PORT, POLICED_PORTS, PROXIED_PORTS, ROUTER_CLOSED_PORTS, ROUTER_REJECT_PORT,
     TTL_FORGED_PORT,
 };
+pub use anyip::MANY_HOSTS_V4;
 pub use loopback::{LoopbackLab, WIDE_PORT_RANGE, loopback};
 pub use netns::{
     NAME_PREFIX, cleanup_stale, command, in_namespace, list_namespaces, read_sysctl, run,

@@ -29,9 +29,9 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Scripts: a background job (`cmd &`) in a non-interactive shell gets /dev/null as stdin,
 /// which is an immediate EOF. Give it a pipe that stays open (`coproc`, or
 /// `sleep infinity | synack … &`) and stop it with `kill`, or by closing the pipe.
-pub fn serve(tag: &str) -> io::Result<()> {
+pub fn serve(tag: &str, many_hosts: Option<&str>) -> io::Result<()> {
     let signals = StopSignals::block()?;
-    serve_with(tag, &mut io::stdout(), io::stdin(), || {
+    serve_with(tag, many_hosts, &mut io::stdout(), io::stdin(), || {
         signals.wait(STOP_POLL)
     })
 }
@@ -40,6 +40,7 @@ pub fn serve(tag: &str) -> io::Result<()> {
 /// called repeatedly while waiting and should block for a short while.
 fn serve_with(
     tag: &str,
+    many_hosts: Option<&str>,
     out: &mut dyn Write,
     input: impl Read + Send + 'static,
     mut signalled: impl FnMut() -> io::Result<bool>,
@@ -48,7 +49,11 @@ fn serve_with(
     if let Err(e) = cleanup_stale(NAME_PREFIX) {
         eprintln!("synack lab: cannot look for stale namespaces: {e}");
     }
-    let lab = Lab::standard(tag)?;
+    let mut lab = Lab::standard(tag)?;
+    if let Some(prefix) = many_hosts {
+        // Port 443 open on every address of the prefix, the rest closed.
+        lab.answer_for_prefix(prefix, 443)?;
+    }
     writeln!(
         out,
         "scanner={} router={} target={}",
@@ -154,7 +159,7 @@ mod tests {
             return;
         }
         let mut out = Vec::new();
-        serve_with("serve", &mut out, io::empty(), || {
+        serve_with("serve", None, &mut out, io::empty(), || {
             thread::sleep(Duration::from_millis(5));
             Ok(false)
         })
@@ -175,7 +180,7 @@ mod tests {
         }
         let (reader, writer) = io::pipe().unwrap();
         let mut out = Vec::new();
-        serve_with("serve", &mut out, reader, || Ok(true)).unwrap();
+        serve_with("serve", None, &mut out, reader, || Ok(true)).unwrap();
         drop(writer); // lets the stdin thread finish
         let names = announced(&out);
         let left = list_namespaces().unwrap();
