@@ -230,3 +230,32 @@ ok_pps, ok_ratio = pps >= 2e6, ratio <= 0.1
 print(f"target >= 2 M packets/s:     {'met' if ok_pps else 'MISSED'}")
 print(f"target <= 0.1x tcpdump time: {'met' if ok_ratio else 'MISSED'}")
 EOF
+
+# ---------------------------------------------------------------------------------------
+# Many exchanges: a generated capture of 1,500,000 SYN -> RST/ACK exchanges to distinct
+# (target, port) pairs (23 targets, 50,000 exchanges a second of capture time; made by
+# examples/gen_exchanges.rs, never sent). Every one must be reported, in flat memory.
+
+GEN=$ROOT/target/release/examples/gen_exchanges
+if [[ ! -x $GEN || $build == 1 ]]; then
+    (cd "$ROOT" && cargo build --release --quiet --example gen_exchanges) || die "cannot build gen_exchanges"
+fi
+MANY=$WORK/exchanges.pcap
+"$GEN" 1500000 50000 >"$MANY"
+if [[ -x /usr/bin/time ]]; then
+    for fmt in table json; do
+        args=()
+        [[ $fmt == json ]] && args=(--json)
+        t0=$(date +%s.%N)
+        /usr/bin/time -f %M -o "$WORK/rss-many" "$SYNACK" replay "$MANY" "${args[@]}" >"$WORK/many.out"
+        t1=$(date +%s.%N)
+        if [[ $fmt == json ]]; then
+            reported=$(grep -c '"type":"port"' "$WORK/many.out")
+        else
+            reported=$(sed -n 's/^synack done: \([0-9]*\) ports.*/\1/p' "$WORK/many.out")
+        fi
+        printf '1.5 M exchanges (%s): %s ports reported, %.2f s, peak RSS %s KiB\n' \
+            "$fmt" "$reported" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$(tail -n 1 "$WORK/rss-many")"
+    done
+fi
+

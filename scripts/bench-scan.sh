@@ -4,7 +4,11 @@
 #              by synack (capturing and tracing every packet), a bare nonblocking connect
 #              loop (examples/bare_connect.rs) and nmap -sT;
 #  mixed:      full-range scans of the lab target (open, DROP, REJECT ports) by synack and
-#              nmap -sT.
+#              nmap -sT;
+#  many hosts: the target namespace answers for 198.19.0.0/16 (an AnyIP route, 443 open
+#              everywhere): 198.19.0.0/20 x nmap's top 100 ports by synack and
+#              nmap -sT -Pn -n --top-ports 100 (RUNS_MANY rounds), then synack alone on
+#              /20, /18 and /16 x 10 ports, to show that its memory stays flat.
 # Prints medians of RUNS runs, ratios, synack's peak RSS and capture drops. Needs root.
 # PREVIOUS_BIN=/path/to/an/older/synack adds that build as a contender in the same rounds
 # (to check that a change costs no speed).
@@ -22,7 +26,7 @@ BARE=target/release/examples/bare_connect
 
 work=$(mktemp -d)
 mkfifo "$work/hold"
-"$BIN" lab bench < "$work/hold" > "$work/lab.out" 2>&1 &
+"$BIN" lab bench --many-hosts 198.19.0.0/16 < "$work/hold" > "$work/lab.out" 2>&1 &
 lab_pid=$!
 exec 3> "$work/hold"
 cleanup() { exec 3>&- || true; wait "$lab_pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -85,3 +89,28 @@ grep -E '^[0-9]+/tcp|^synack done' "$work/synack_m.out" | cut -c1-110
 grep -E '^[0-9]+/tcp' "$work/nmap_m.out" | head -20 | tr '\n' ';'; echo
 printf '  synack   %6.3f s   %.2fx nmap\n' "$syn_m" "$(echo "$syn_m / $nmap_m" | bc -l)"
 printf '  nmap -sT %6.3f s\n' "$nmap_m"
+
+RUNS_MANY="${RUNS_MANY:-3}"
+echo "== many hosts: 198.19.0.0/20 x top 100 ports (409,600), median of $RUNS_MANY interleaved rounds =="
+for _ in $(seq 1 "$RUNS_MANY"); do
+  run_once many_synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.19.0.0/20
+  run_once many_nmap /usr/bin/time -f 'maxrss_kb %M' nmap -sT -Pn -n --top-ports 100 198.19.0.0/20
+done
+many_s=$(med many_synack); many_n=$(med many_nmap)
+rss_ms=$(grep maxrss_kb "$work/many_synack.out" | awk '{print $2}' | sort -n | tail -1)
+rss_mn=$(grep maxrss_kb "$work/many_nmap.out" | awk '{print $2}' | sort -n | tail -1)
+grep '^synack done' "$work/many_synack.out" | tail -1 | sed 's/^/  /'
+grep '^Nmap done' "$work/many_nmap.out" | tail -1 | sed 's/^/  /'
+printf '  synack   %6.3f s   %.2fx nmap   peak RSS %d MB (largest of the rounds)\n' \
+  "$many_s" "$(echo "$many_s / $many_n" | bc -l)" "$((rss_ms / 1024))"
+printf '  nmap -sT %6.3f s   peak RSS %d MB\n' "$many_n" "$((rss_mn / 1024))"
+
+echo "== memory as the target count grows: synack, 10 ports (21-23,25,53,80,110,443,3389,8080) =="
+for prefix in 198.19.0.0/20 198.19.0.0/18 198.19.0.0/16; do
+  rm -f "$work/flat.times"
+  run_once flat /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan "$prefix" -p 21-23,25,53,80,110,443,3389,8080
+  done_line=$(grep '^synack done' "$work/flat.out")
+  rss_f=$(grep maxrss_kb "$work/flat.out" | awk '{print $2}')
+  printf '  %-15s %7.2f s   peak RSS %3d MB   %s\n' "$prefix" "$(med flat)" "$((rss_f / 1024))" "${done_line%%:*}: ${done_line#*: }"
+done
+

@@ -133,6 +133,11 @@ impl Attempt {
         }
     }
 
+    /// Creation order among the attempts of one tracker.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     pub fn syns_sent(&self) -> usize {
         self.packets
             .iter()
@@ -258,7 +263,7 @@ impl Tracker {
             .into_iter()
             .filter_map(|(slot, serial)| self.take(slot, serial))
             .collect();
-        out.sort_by_key(|a| a.serial);
+        out.sort_unstable_by_key(|a| a.serial);
         out
     }
 
@@ -309,15 +314,20 @@ impl Tracker {
     /// Copies of the attempts in flight, in the order they were made (tests, fuzzing).
     pub fn snapshot(&self) -> Vec<Attempt> {
         let mut v: Vec<Attempt> = self.attempts().cloned().collect();
-        v.sort_by_key(|a| a.serial);
+        v.sort_unstable_by_key(|a| a.serial);
         v
     }
 
     /// The attempts in flight, in the order they were made.
     pub fn into_attempts(self) -> Vec<Attempt> {
-        let mut v: Vec<Attempt> = self.slots.into_iter().flatten().collect();
-        v.sort_by_key(|a| a.serial);
+        let mut v = self.drain();
+        v.sort_unstable_by_key(|a| a.serial);
         v
+    }
+
+    /// The attempts in flight, in no particular order.
+    pub fn drain(self) -> Vec<Attempt> {
+        self.slots.into_iter().flatten().collect()
     }
 
     /// Declares an attempt the caller knows was made, so its answers are matched even if

@@ -127,11 +127,11 @@ impl Stream {
             return;
         };
         let (ip, last, closed) = (a.key.target.ip(), a.last_seen, a.closed);
-        let target = self.targets.entry(ip).or_default();
+        // The target's last packet is its attempts' newest, taken when they end: no
+        // per-packet look-up here.
         if t.started {
-            target.in_flight += 1;
+            self.targets.entry(ip).or_default().in_flight += 1;
         }
-        target.last_seen = target.last_seen.max(last);
         let q = if closed {
             &mut self.closed_q
         } else {
@@ -205,7 +205,7 @@ impl Stream {
     /// The end of the capture: every attempt and target is final; targets in address
     /// order.
     pub fn finish(mut self) -> Vec<FinalTarget> {
-        for a in std::mem::take(&mut self.tracker).into_attempts() {
+        for a in std::mem::take(&mut self.tracker).drain() {
             self.ended(a);
         }
         let mut out: Vec<FinalTarget> = self
@@ -220,7 +220,7 @@ impl Stream {
 
 fn final_target(ip: IpAddr, mut t: TargetState) -> FinalTarget {
     // Attempts end in any order; the verdict wants them in the order they were made.
-    t.done.sort_by_key(|a| (a.started, a.key.scanner.port()));
+    t.done.sort_unstable_by_key(Attempt::serial);
     FinalTarget {
         ip,
         attempts: t.done,
