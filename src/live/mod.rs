@@ -33,6 +33,7 @@ use capture::{Capture, OpenCapture, SharedWriter};
 use correlate::{Running, correlate};
 use prober::{ProbeConfig, ProbeEvent};
 pub use route::route_interface;
+pub use route::unscannable;
 use route::{Routes, route_targets};
 use synack_core::capfile::PcapWriter;
 use synack_core::targets::Target;
@@ -200,7 +201,7 @@ pub struct Prepared {
 /// sockets on those interfaces and the `-w` file.
 pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanError> {
     let began = Instant::now();
-    let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
+    let mut addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
     let mut report = ScanReport {
         names: targets
             .iter()
@@ -208,7 +209,14 @@ pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanE
             .collect(),
         ..ScanReport::default()
     };
-    let by_iface = route_targets(&addrs)?;
+    let routed = route_targets(&addrs)?;
+    for (ip, why) in &routed.skipped {
+        report.warnings.push(format!(
+            "{ip} skipped: {why}, which no TCP connection can reach"
+        ));
+    }
+    addrs.retain(|ip| !routed.skipped.iter().any(|(s, _)| s == ip));
+    let by_iface = routed.routes;
     let (captures, writer) = open_captures(&by_iface, opts, &mut report)?;
     report.captured = !captures.is_empty();
     Ok(Prepared {
