@@ -264,6 +264,13 @@ impl Tracker {
             .filter_map(|(slot, serial)| self.take(slot, serial))
             .collect();
         out.sort_unstable_by_key(|a| a.serial);
+        if self.live == 0 {
+            // The last target out (a full-range scan of one host): give the slots back
+            // rather than hold them empty beside the attempts just taken.
+            self.slots = Vec::new();
+            self.free = Vec::new();
+            self.by_key = HashTable::new();
+        }
         out
     }
 
