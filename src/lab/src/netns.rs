@@ -281,6 +281,14 @@ impl NamespaceSet {
         let listener = in_namespace(ns, || TcpListener::bind(addr))?
             .map_err(|e| io::Error::new(e.kind(), format!("listen on {addr} in {ns:?}: {e}")))?;
         listener.set_nonblocking(true)?;
+        // std listens with a backlog of 128; a scan of a thousand hosts sends more SYNs to
+        // one wildcard listener at once than that, and a full accept queue drops SYNs.
+        // listen() again on a listening socket only sets the backlog (capped by the
+        // namespace's net.core.somaxconn, 4096).
+        // SAFETY: the descriptor is the listener's own, open for this call.
+        if unsafe { libc::listen(listener.as_raw_fd(), 4096) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = thread::Builder::new()
