@@ -12,6 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use synack_core::decode::decode;
 use synack_core::exchange::Tracker;
+use synack_core::stream::{Stream, Timeouts};
 use synack_core::frame::{Frame, LinkType, Timestamp};
 use synack_core::verdict::judge_all;
 
@@ -34,7 +35,9 @@ fn feed(tracker: &mut Tracker, ts: u64, link: LinkType, data: &[u8]) {
         orig_len: data.len() as u32,
     };
     match decode(&frame) {
-        Ok(obs) => tracker.observe(frame.ts, &obs, |_| true),
+        Ok(obs) => {
+            tracker.observe(frame.ts, &obs, |_| true);
+        }
         Err(skip) => {
             let _ = skip.describe();
         }
@@ -69,4 +72,29 @@ fuzz_target!(|data: &[u8]| {
         rest = after;
     }
     let _ = judge_all(&tracker.snapshot(), None);
+
+    // The same frames through the streaming tracker, whose timeouts run on their clock.
+    let mut stream = Stream::new(Timeouts::default());
+    let mut rest = data;
+    let mut ts = 0u64;
+    let mut finals = Vec::new();
+    while let [link, lo, hi, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(tail.len());
+        let (bytes, after) = tail.split_at(len);
+        let frame = Frame {
+            ts: Timestamp(ts),
+            link: LINKS[usize::from(*link) % LINKS.len()],
+            data: bytes,
+            orig_len: bytes.len() as u32,
+        };
+        if let Ok(obs) = decode(&frame) {
+            finals.extend(stream.observe(frame.ts, &obs));
+        }
+        ts += u64::from(*hi) * 100_000_000;
+        rest = after;
+    }
+    finals.extend(stream.finish());
+    for t in finals {
+        let _ = judge_all(&t.attempts, None);
+    }
 });

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a capture file, through everything `synack replay` does: the pcap /
-//! pcapng reader, decode, the exchange tracker, the verdicts, and both renderers. Nothing
+//! pcapng reader, decode, the streaming tracker, the verdicts, and both renderers. Nothing
 //! may panic or hang, and the JSON renderer must write one valid JSON object per line.
 
 #![no_main]
@@ -7,42 +7,17 @@
 use std::io::Cursor;
 
 use libfuzzer_sys::fuzz_target;
-use synack_core::capfile::CaptureReader;
-use synack_core::decode::decode;
-use synack_core::exchange::Tracker;
-use synack::report::ScanReport;
 use synack::report::text::TextOptions;
-use synack_core::verdict::judge_all;
+use synack_core::capfile::CaptureReader;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut reader) =
+    let Ok(reader) =
         CaptureReader::from_reader(Box::new(Cursor::new(data.to_vec())), "fuzz".to_owned())
     else {
         return;
     };
-    let mut tracker = Tracker::new();
-    let mut warnings = Vec::new();
-    loop {
-        match reader.next_frame() {
-            Ok(Some(frame)) => {
-                if let Ok(obs) = decode(&frame) {
-                    tracker.observe(frame.ts, &obs, |_| true);
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                warnings.push(e.to_string());
-                break;
-            }
-        }
-    }
-    warnings.extend(reader.warnings());
-    let report = ScanReport {
-        verdicts: judge_all(&tracker.snapshot(), None),
-        captured: true,
-        warnings,
-        ..ScanReport::default()
-    };
+    // The whole streaming replay: decode, capture-clock timeouts, per-target judging.
+    let report = synack::replay::replay(vec![reader]);
 
     let mut json = Vec::new();
     synack::report::json::write(&mut json, &report).expect("write to a Vec");
