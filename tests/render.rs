@@ -664,7 +664,12 @@ fn arb_packet() -> impl Strategy<Value = TracePacket> {
                     ack,
                     win: 0,
                     scanner_port: port,
+                    client: "198.18.1.1".parse().unwrap(),
                     retransmission: rx,
+                    cut: false,
+                    ae: false,
+                    payload_len: 0,
+                    early: false,
                 }
             },
         )

@@ -14,16 +14,21 @@ use super::{RunSummary, ScanReport, Sink, TargetReport};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
 use synack_core::verdict::{Evidence, Note, PortVerdict};
 
-/// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
-struct Label(PacketKind);
+/// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
+/// allocation; AccECN's AE flag shows when set.
+struct Label(PacketKind, bool);
 
 impl Serialize for Label {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            PacketKind::Tcp(f) => s.collect_str(&f),
+            PacketKind::Tcp(f) => s.collect_str(&f.with_ae(self.1)),
             PacketKind::Icmp(k) => s.collect_str(&k),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Serialize)]
@@ -36,9 +41,17 @@ struct PacketJson {
     ack: u32,
     win: u16,
     from: IpAddr,
+    /// The attempt's client (two clients can share a source port).
+    client: IpAddr,
     sport: u16,
     dscp: u8,
     retransmission: bool,
+    /// The TCP header was cut after its fixed 20 bytes (options unknown).
+    #[serde(skip_serializing_if = "is_false")]
+    cut: bool,
+    /// Stored in the capture before its SYN, matched by 4-tuple and sequence numbers.
+    #[serde(skip_serializing_if = "is_false")]
+    early: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_id: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,16 +73,19 @@ impl Serialize for Trace<'_> {
                 Dir::Out => "out",
                 Dir::In => "in",
             },
-            flags: Label(p.kind),
+            flags: Label(p.kind, p.ae),
             t_ms: t_ms(p, v),
             ttl: p.ttl,
             seq: p.seq,
             ack: p.ack,
             win: p.win,
             from: p.from,
+            client: p.client,
             sport: p.scanner_port,
             dscp: p.dscp,
             retransmission: p.retransmission,
+            cut: p.cut,
+            early: p.early,
             ip_id: p.ip_id,
             flow_label: p.flow_label,
         }))

@@ -174,7 +174,7 @@ pub fn fmt_secs(nanos: u64) -> String {
 /// The label of one packet: TCP flags, or the ICMP error's name ("ICMP port-unreach").
 pub fn packet_label(p: &TracePacket) -> String {
     match p.kind {
-        PacketKind::Tcp(f) => f.to_string(),
+        PacketKind::Tcp(f) => f.with_ae(p.ae).to_string(),
         PacketKind::Icmp(k) => k.to_string(),
     }
 }

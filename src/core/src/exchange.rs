@@ -74,8 +74,21 @@ pub struct TracePacket {
     pub win: u16,
     /// The scanner's port of the attempt this packet belongs to.
     pub scanner_port: u16,
+    /// The address of the attempt's client (the side that sent the SYN): two clients can
+    /// share a source port, so `scanner_port` alone does not name the attempt.
+    pub client: IpAddr,
     /// An outgoing SYN that repeats an earlier SYN of the same attempt.
     pub retransmission: bool,
+    /// The TCP header was captured only up to its fixed 20 bytes (snap length or an IP
+    /// fragment boundary): its options are unknown.
+    pub cut: bool,
+    /// AccECN's AE flag (header byte 12's low bit), beside the eight in `kind`.
+    pub ae: bool,
+    /// TCP payload bytes the IP header declared (0 for an ICMP error).
+    pub payload_len: u32,
+    /// Stored in the capture before the SYN it answers, and matched to it afterwards by
+    /// 4-tuple and sequence numbers ([`Tracker`]'s hold).
+    pub early: bool,
 }
 
 impl TracePacket {
@@ -420,7 +433,12 @@ impl Tracker {
                     ack: 0,
                     win: 0,
                     scanner_port: key.scanner.port(),
+                    client: key.scanner.ip(),
                     retransmission: false,
+                    cut: false,
+                    ae: false,
+                    payload_len: 0,
+                    early: false,
                 });
                 Some(Touch {
                     slot: idx as u32,
@@ -520,7 +538,12 @@ impl Tracker {
             ack: seg.ack,
             win: seg.window,
             scanner_port: fwd_scanner_port(dir, seg),
+            client: a.key.scanner.ip(),
             retransmission,
+            cut: seg.opts.cut,
+            ae: seg.opts.ae,
+            payload_len: seg.payload_len,
+            early: false,
         });
         Some(Touch {
             slot: idx as u32,
