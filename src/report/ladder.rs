@@ -19,8 +19,9 @@
 //! An ICMP error shows the sequence number it quotes, when it quotes one. DSCP is shown
 //! when the scan marked its SYNs, and IPv6 flow labels on answers: they are the evidence
 //! that tells a stack's RST from a forged one. Retransmitted SYNs are marked
-//! "(retransmission)", new attempts from another source port "(retry from :PORT)", and
-//! pauses of half a second or more get a dotted row.
+//! "(retransmission)", new attempts from another source port "(retry from :PORT)",
+//! packets the capture stored before their SYN "(stored before its SYN)", and pauses of
+//! half a second or more get a dotted row.
 //!
 //! Pure: a verdict in, a string out, whatever the trace holds. No line is wider than
 //! `width` columns (every glyph used here is one column wide), and colour escapes appear
@@ -257,6 +258,17 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
         .find(|p| p.dir == Dir::Out && is_syn_only(p))
         .map_or(0, |p| p.dscp);
     let mut bases: BTreeMap<u16, Bases> = BTreeMap::new();
+    // An answer stored (and stamped) before its SYN counts from that SYN's ISN too.
+    for p in v
+        .trace
+        .iter()
+        .filter(|p| p.dir == Dir::Out && is_syn_only(p))
+    {
+        bases.entry(p.scanner_port).or_insert(Bases {
+            ours: Some(p.seq),
+            ..Bases::default()
+        });
+    }
     let mut previous_syn: Option<u16> = None;
     let mut out = Vec::with_capacity(v.trace.len());
     for p in &v.trace {
@@ -341,6 +353,9 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
             } else {
                 let _ = write!(text, " from {}", p.from);
             }
+        }
+        if p.early {
+            text.push_str(" (stored before its SYN)");
         }
         let paint = match (p.dir, p.kind) {
             (Dir::Out, _) => Paint::Out,

@@ -94,6 +94,10 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
                 }
             }
         }
+        if p.early {
+            // Stored in the capture before the SYN it belongs to (docs/verdicts.md, order).
+            s.push_str(" (stored early)");
+        }
         if is_repeat_syn(p, first_syn) {
             let _ = write!(s, " +{}", fmt_secs(p.ts.since(v.started)));
             if last_port != Some(p.scanner_port) {
