@@ -399,6 +399,32 @@ def crafted_order(out: Path):
     p.write(out / "crafted-order.pcap")
 
 
+def crafted_one_sided(out: Path):
+    """A capture of the client's direction only (a mirror of one direction, asymmetric
+    routing): no packet from the servers."""
+    p = Pcap()
+    c, s = CLIENT4, bytes([203, 0, 113, 80])
+
+    def add(usec: int, frame: bytes):
+        p.add(usec, eth(0x0800, frame))
+
+    # Port 443: an AccECN SYN (AE, CWR, ECE set: RFC 9768 §3.1.1), then the client
+    # acknowledges the server's ISN 70000 (ack 70001), sends a request and closes.
+    add(1_000, ip4(c, s, 6, tcp(c, s, 46000, 443, SYN | ECE | CWR, 1000, opts=SYN_OPTS, ae=True), ident=40))
+    add(2_000, ip4(c, s, 6, tcp(c, s, 46000, 443, ACK, 1001, 70001), ident=41))
+    add(2_100, ip4(c, s, 6, tcp(c, s, 46000, 443, PSH | ACK, 1001, 70001, payload=b"\x16\x03\x01" + b"\0" * 97), ident=42))
+    add(9_000, ip4(c, s, 6, tcp(c, s, 46000, 443, FIN | ACK, 1101, 70500), ident=43))
+    # Port 80: the ACK of the handshake, then the client resets (what synack's own scan
+    # does, SO_LINGER 0): open as well.
+    add(100_000, ip4(c, s, 6, tcp(c, s, 46001, 80, SYN, 2000, opts=SYN_OPTS), ident=44))
+    add(100_900, ip4(c, s, 6, tcp(c, s, 46001, 80, ACK, 2001, 80001), ident=45))
+    add(101_000, ip4(c, s, 6, tcp(c, s, 46001, 80, RST | ACK, 2001, 80001, win=0), ident=46))
+    # Port 81: a SYN and its retransmission, nothing else: the packets prove nothing more.
+    add(200_000, ip4(c, s, 6, tcp(c, s, 46002, 81, SYN, 3000, opts=SYN_OPTS), ident=47))
+    add(1_200_000, ip4(c, s, 6, tcp(c, s, 46002, 81, SYN, 3000, opts=SYN_OPTS), ident=48))
+    p.write(out / "crafted-one-sided.pcap")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make-crafted.py OUTDIR")
@@ -407,6 +433,7 @@ def main():
     crafted_fragments(out)
     crafted_icmp_udp(out)
     crafted_order(out)
+    crafted_one_sided(out)
 
 
 if __name__ == "__main__":

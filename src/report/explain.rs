@@ -47,6 +47,7 @@ pub fn explain(v: &PortVerdict) -> String {
                 forged_signs(v)
             )
         }
+        (_, Reason::AckImpliesSynAck, _) => one_sided(v),
         (State::Open, _, _) => format!(
             "The target answered the SYN with a SYN/ACK and the three-way handshake completed \
              (RFC 9293 §3.5): a program listens on port {port} and no firewall rule stops the \
@@ -241,6 +242,27 @@ fn rule(v: &PortVerdict, chain: &str, target: &str) -> String {
         "`{} -A {chain} -p tcp --dport {} -j {target}`",
         tables(v),
         v.target.port()
+    )
+}
+
+/// Only the client's side of the connection was captured.
+fn one_sided(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    let data = v.evidence.iter().find_map(|e| match e {
+        Evidence::ClientAckedServer { data, .. } => Some(*data),
+        _ => None,
+    });
+    let sent = match data {
+        Some(n) if n > 0 => format!(" and sent {n} bytes of data"),
+        _ => String::new(),
+    };
+    format!(
+        "Only the client's packets of this connection were captured. After its SYN the client \
+         acknowledged the server's initial sequence number{sent}, which a TCP client can do only \
+         after receiving the server's SYN/ACK (RFC 9293 §3.5): the handshake completed and port \
+         {port} is open. The server's answers are missing from the capture (a mirror or tap of \
+         one direction, asymmetric routing), not dropped by a firewall; who sent the SYN/ACK \
+         cannot be told."
     )
 }
 

@@ -571,6 +571,12 @@ fn footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
         ));
         return lines;
     }
+    if v.reason == Reason::AckImpliesSynAck {
+        lines.push(format!(
+            "{ell} the client ACKed the server's ISN: the SYN/ACK was sent, not captured"
+        ));
+        return lines;
+    }
     if v.reason == Reason::NoResponse {
         let syns = v
             .trace

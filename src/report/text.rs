@@ -241,7 +241,9 @@ fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Re
         v.responder.as_str(),
         trace_line(v, opts.unicode)
     )?;
-    if opts.evidence && v.state != State::Open {
+    // An open port's evidence is the SYN/ACK, shown in the trace, unless no answer was
+    // captured and the client's ACK speaks for it.
+    if opts.evidence && (v.state != State::Open || v.reason == Reason::AckImpliesSynAck) {
         let lead = if opts.unicode {
             "          └ "
         } else {

@@ -145,6 +145,21 @@ impl fmt::Display for EvidenceWords<'_> {
                     "nothing after our ACK: the proxy hides whether a program listens behind it",
                 ),
             },
+            Evidence::ClientAckedServer { ack, data } => {
+                write!(
+                    f,
+                    "no answer captured, but the client acknowledged the server's sequence number {} ",
+                    ack.wrapping_sub(1)
+                )?;
+                if data > 0 {
+                    write!(f, "and sent {data} bytes of data")?;
+                } else {
+                    f.write_str("(ACK)")?;
+                }
+                f.write_str(
+                    ": only a SYN/ACK tells a client that number (RFC 9293 §3.5), so the handshake completed and the server's direction was not captured",
+                )
+            }
             Evidence::NoBaseline => {
                 f.write_str("no baseline from this target to tell its stack from a firewall")
             }

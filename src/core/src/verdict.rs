@@ -472,6 +472,27 @@ fn decide_from_trace(
         }
         return true;
     }
+    // Nothing answered in the capture, but the client acknowledged a server ISN after its
+    // SYN: only a SYN/ACK gives it that number (RFC 9293 §3.5), so the handshake completed
+    // and the server's direction was not captured. Not a self-connect's own ACK.
+    let acked = trace.iter().find(|p| {
+        p.dir == Dir::Out
+            && !(has_self_connect && p.scanner_port == self_port)
+            && p.flags().is_some_and(|f| f.ack() && !f.syn() && !f.rst())
+    });
+    if let Some(p) = acked {
+        let data = trace
+            .iter()
+            .filter(|d| d.dir == Dir::Out && d.scanner_port == p.scanner_port)
+            .map(|d| d.payload_len)
+            .sum();
+        v.state = State::Open;
+        v.reason = Reason::AckImpliesSynAck;
+        v.responder = Responder::Unknown;
+        v.evidence
+            .push(Evidence::ClientAckedServer { ack: p.ack, data });
+        return true;
+    }
     false
 }
 
