@@ -720,6 +720,8 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
                     attempts: 1,
                     observed,
                     note: None,
+                    outcomes: Vec::new(),
+                    left_out: 0,
                 }
             },
         )

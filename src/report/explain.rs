@@ -16,8 +16,33 @@ use synack_core::decode::IcmpKind;
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
 use synack_core::verdict::{AfterProxy, Evidence, PortVerdict, Reason, Responder, State};
 
-/// One or two sentences on why `v` is what it is.
+/// One or two sentences on why `v` is what it is, and how its attempts ended when they
+/// disagree.
 pub fn explain(v: &PortVerdict) -> String {
+    let mut s = explain_verdict(v);
+    if !v.outcomes.is_empty() {
+        let clients: std::collections::BTreeSet<IpAddr> = v
+            .trace
+            .iter()
+            .filter(|p| p.dir == Dir::Out)
+            .map(|p| p.client)
+            .collect();
+        s.push_str(&format!(
+            " Not every attempt ended this way: of {} attempts, {}.",
+            v.attempts,
+            super::words::OutcomesWords(&v.outcomes)
+        ));
+        if clients.len() > 1 {
+            s.push_str(
+                " The attempts came from different clients, so a rule that matches some \
+                 clients (by source address, a rate limit) and not others gives this mix.",
+            );
+        }
+    }
+    s
+}
+
+fn explain_verdict(v: &PortVerdict) -> String {
     let port = v.target.port();
     if v.reason == Reason::SelfConnect {
         return format!(
@@ -289,9 +314,14 @@ fn no_response(v: &PortVerdict) -> String {
         );
     }
     let retransmissions = syns.iter().filter(|p| p.retransmission).count();
-    let mut ports: Vec<u16> = syns.iter().map(|p| p.scanner_port).collect();
-    ports.dedup();
-    let retries = ports.len().saturating_sub(1);
+    // Retries are a client's new attempts; another client's SYN is not a retry.
+    let mut attempts: Vec<(IpAddr, u16)> =
+        syns.iter().map(|p| (p.client, p.scanner_port)).collect();
+    attempts.dedup();
+    let mut clients: Vec<IpAddr> = attempts.iter().map(|a| a.0).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let retries = attempts.len().saturating_sub(clients.len());
     let span = syns
         .last()
         .map_or(0, |p| p.ts.since(syns[0].ts))

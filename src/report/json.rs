@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use super::words;
 use super::{RunSummary, ScanReport, Sink, TargetReport};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, Note, PortVerdict};
+use synack_core::verdict::{Evidence, Note, Outcome, PortVerdict};
 
 /// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
 /// allocation; AccECN's AE flag shows when set.
@@ -163,6 +163,39 @@ struct PortJson<'a> {
     trace: Trace<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<NoteJson<'a>>,
+    /// When attempts disagree: how many ended with each reason.
+    #[serde(skip_serializing_if = "Outcomes::is_empty")]
+    outcomes: Outcomes<'a>,
+    /// Packets left out of `trace` (attempts beyond the first few, or beyond an
+    /// attempt's own cap).
+    #[serde(skip_serializing_if = "is_zero")]
+    left_out: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `{"syn-ack": 45, "reset": 5}`: outcomes by reason (responders of one reason summed).
+struct Outcomes<'a>(&'a [Outcome]);
+
+impl Outcomes<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Outcomes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut by_reason: Vec<(&'static str, u32)> = Vec::new();
+        for o in self.0 {
+            match by_reason.iter_mut().find(|(r, _)| *r == o.reason.name()) {
+                Some((_, n)) => *n += o.count,
+                None => by_reason.push((o.reason.name(), o.count)),
+            }
+        }
+        s.collect_map(by_reason)
+    }
 }
 
 fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
@@ -178,6 +211,8 @@ fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
         attempts: v.attempts,
         trace: Trace(v),
         note: v.note.as_ref().map(NoteJson),
+        outcomes: Outcomes(&v.outcomes),
+        left_out: v.left_out,
     }
 }
 

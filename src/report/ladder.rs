@@ -269,7 +269,7 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
             ..Bases::default()
         });
     }
-    let mut previous_syn: Option<u16> = None;
+    let mut previous_syn: Option<(IpAddr, u16)> = None;
     let mut out = Vec::with_capacity(v.trace.len());
     for p in &v.trace {
         let b = bases.entry(p.scanner_port).or_default();
@@ -282,20 +282,25 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
                     if p.retransmission {
                         mark = Some("(retransmission)".to_string());
                     } else {
-                        if previous_syn.is_some() {
-                            mark = Some(if previous_syn != Some(p.scanner_port) {
-                                format!("(retry from :{})", p.scanner_port)
-                            } else {
-                                "(new attempt)".to_string()
-                            });
-                        }
+                        mark = match previous_syn {
+                            None => None,
+                            // Another client's SYN is its own attempt, not a retry.
+                            Some((client, _)) if client != p.client => Some(format!(
+                                "(client {})",
+                                SocketAddr::new(p.client, p.scanner_port)
+                            )),
+                            Some((_, port)) if port != p.scanner_port => {
+                                Some(format!("(retry from :{})", p.scanner_port))
+                            }
+                            Some(_) => Some("(new attempt)".to_string()),
+                        };
                         // A new attempt on this port: its answers count from scratch.
                         *b = Bases {
                             ours: Some(p.seq),
                             ..Bases::default()
                         };
                     }
-                    previous_syn = Some(p.scanner_port);
+                    previous_syn = Some((p.client, p.scanner_port));
                 }
                 let _ = write!(text, " seq={}", rel(p.seq, b.ours));
                 if f.ack() {
@@ -595,6 +600,9 @@ fn footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
         });
     } else if arrows.is_empty() {
         lines.push(format!("{ell} no packets captured"));
+    }
+    if v.left_out > 0 {
+        lines.push(format!("{ell} {} packets left out", v.left_out));
     }
     lines
 }

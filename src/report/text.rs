@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 use super::words;
 use super::{
@@ -77,7 +78,7 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
         .trace
         .iter()
         .find(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()));
-    let mut last_port = first_syn.map(|p| p.scanner_port);
+    let mut last = first_syn.map(|p| (p.client, p.scanner_port));
     for (i, p) in v.trace.iter().enumerate() {
         if i > 0 {
             s.push_str(g.sep);
@@ -100,11 +101,21 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
         }
         if is_repeat_syn(p, first_syn) {
             let _ = write!(s, " +{}", fmt_secs(p.ts.since(v.started)));
-            if last_port != Some(p.scanner_port) {
-                let _ = write!(s, " (new source port {})", p.scanner_port);
+            // Another client's SYN is its own attempt, not a retry.
+            match last {
+                Some((client, _)) if client != p.client => {
+                    let _ = write!(s, " (client {})", SocketAddr::new(p.client, p.scanner_port));
+                }
+                Some((_, port)) if port != p.scanner_port => {
+                    let _ = write!(s, " (new source port {})", p.scanner_port);
+                }
+                _ => {}
             }
-            last_port = Some(p.scanner_port);
+            last = Some((p.client, p.scanner_port));
         }
+    }
+    if v.left_out > 0 {
+        let _ = write!(s, "{}{} packets left out", g.sep, v.left_out);
     }
     if v.reason == Reason::NoResponse && v.observed {
         s.push_str(g.sep);
@@ -254,6 +265,16 @@ fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Re
             for line in wrap(&text, lead, opts.width) {
                 writeln!(out, "{line}")?;
             }
+        }
+    }
+    if !v.outcomes.is_empty() {
+        let text = format!(
+            "{} attempts: {}",
+            v.attempts,
+            words::OutcomesWords(&v.outcomes)
+        );
+        for line in wrap(&text, "          outcomes: ", opts.width) {
+            writeln!(out, "{line}")?;
         }
     }
     if let Some(note) = &v.note {

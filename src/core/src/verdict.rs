@@ -132,6 +132,19 @@ pub struct LiveFacts {
     pub attempts_limit_reached: Option<usize>,
 }
 
+/// How many attempts at one (target, port) ended one way: a capture of many clients can
+/// show a port answering some and resetting others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub reason: Reason,
+    pub responder: Responder,
+    pub count: u32,
+}
+
+/// A port's trace keeps the packets of this many attempts (plus the first attempt of each
+/// outcome not among them); the rest are counted in [`PortVerdict::left_out`].
+pub const TRACE_ATTEMPTS: usize = 4;
+
 /// One port's verdict and the packets that explain it.
 #[derive(Clone, Debug)]
 pub struct PortVerdict {
@@ -151,6 +164,13 @@ pub struct PortVerdict {
     pub observed: bool,
     /// Something the reader must know about the verdict itself.
     pub note: Option<Note>,
+    /// When the attempts disagree (several outcomes), how many ended each way, in order
+    /// of first appearance; empty when they agree. An unanswered attempt followed by
+    /// another from the same client is a retry, not an outcome of its own.
+    pub outcomes: Vec<Outcome>,
+    /// Packets of the attempts beyond [`TRACE_ATTEMPTS`] left out of `trace`, and packets
+    /// beyond an attempt's own cap.
+    pub left_out: u32,
 }
 
 impl PortVerdict {
@@ -296,6 +316,13 @@ fn judge_port(
         .min()
         .unwrap_or_default();
     let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
+    // Several attempts: each is judged on its own packets, to count how they ended.
+    let (outcomes, keep) = if ours.len() > 1 {
+        attempt_outcomes(&ours, base, memo)
+    } else {
+        (Vec::new(), None)
+    };
+    let capped: u32 = ours.iter().map(|a| a.dropped_packets).sum();
     // The trace takes the attempts' packets over (no copy: a full-range scan has 65,535).
     let mut trace: Vec<TracePacket> = if ours.len() == 1 {
         ours.into_iter()
@@ -320,6 +347,8 @@ fn judge_port(
         attempts: n_attempts,
         observed: true,
         note: None,
+        outcomes,
+        left_out: capped,
     };
     let probes_real: Vec<&ProbeRecord> = probes
         .into_iter()
@@ -327,7 +356,15 @@ fn judge_port(
         .filter(|p| p.outcome != ConnectOutcome::SelfConnect)
         .collect();
 
-    if decide_from_packets(&mut v, self_connects > 0, base, memo) {
+    let decided = decide_from_packets(&mut v, self_connects > 0, base, memo);
+    // Decided on every packet; shown: the first attempts and one of each outcome.
+    if let Some(keep) = keep {
+        let before = v.trace.len();
+        v.trace
+            .retain(|p| keep.contains(&(p.client, p.scanner_port)));
+        v.left_out += (before - v.trace.len()) as u32;
+    }
+    if decided {
         return v;
     }
     // No answer in the packets.
@@ -374,6 +411,71 @@ fn judge_port(
         }
     }
     v
+}
+
+/// How each attempt at one port ended, judged on its own packets, counted when they
+/// disagree; and, past [`TRACE_ATTEMPTS`], the (client, source port) of the attempts whose
+/// packets the trace keeps. Attempts are in the order they were made.
+fn attempt_outcomes(
+    attempts: &[Attempt],
+    base: &Baseline,
+    memo: &mut RstMemo,
+) -> (Vec<Outcome>, Option<Vec<(IpAddr, u16)>>) {
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut keep: Vec<(IpAddr, u16)> = Vec::new();
+    for (i, a) in attempts.iter().enumerate() {
+        if a.key.is_self_connect() {
+            continue;
+        }
+        let mut scratch = PortVerdict {
+            target: a.key.target,
+            state: State::Filtered,
+            reason: Reason::NoResponse,
+            responder: Responder::Unknown,
+            evidence: Vec::new(),
+            trace: Vec::new(),
+            started: a.started,
+            attempts: 1,
+            observed: true,
+            note: None,
+            outcomes: Vec::new(),
+            left_out: 0,
+        };
+        decide_from_trace(&mut scratch, &a.packets, false, base, memo);
+        let client = a.key.scanner.ip();
+        let retried = scratch.reason == Reason::NoResponse
+            && attempts[i + 1..]
+                .iter()
+                .any(|b| b.key.scanner.ip() == client && !b.key.is_self_connect());
+        let id = (client, a.key.scanner.port());
+        if i < TRACE_ATTEMPTS {
+            keep.push(id);
+        }
+        if retried {
+            continue;
+        }
+        match outcomes
+            .iter_mut()
+            .find(|o| o.reason == scratch.reason && o.responder == scratch.responder)
+        {
+            Some(o) => o.count += 1,
+            None => {
+                if !keep.contains(&id) {
+                    keep.push(id);
+                }
+                outcomes.push(Outcome {
+                    reason: scratch.reason,
+                    responder: scratch.responder,
+                    count: 1,
+                });
+            }
+        }
+    }
+    if outcomes.len() < 2 {
+        outcomes.clear();
+    }
+    let keep = (attempts.len() > TRACE_ATTEMPTS).then_some(keep);
+    (outcomes, keep)
 }
 
 /// Every attempt at the port connected to itself (TCP simultaneous open): closed.
