@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 use super::words;
 use super::{RunSummary, ScanReport, Sink, TargetReport};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, Note, Outcome, PortVerdict};
+use synack_core::verdict::{ConnectionVerdict, Evidence, Note, Outcome, PortVerdict};
 
 /// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
 /// allocation; AccECN's AE flag shows when set.
@@ -230,6 +230,13 @@ struct SummaryJson<'a> {
     interrupted: bool,
     warnings: &'a [String],
     notes: &'a [String],
+    /// Connection rows written (replay `--connections`): the state counts are of them.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    connections: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One port as a JSON value (for tests and embedding).
@@ -266,6 +273,15 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 
+    fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        for c in rows {
+            let row = super::connections::json(c, EvidenceJson(&c.verdict.evidence, &self.book));
+            serde_json::to_writer(&mut self.out, &row)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
         let summary = SummaryJson {
             kind: "summary",
@@ -279,6 +295,7 @@ impl<W: Write> Sink for JsonSink<W> {
             interrupted: s.interrupted,
             warnings: &s.warnings,
             notes: &s.notes,
+            connections: s.connections,
         };
         serde_json::to_writer(&mut self.out, &summary)?;
         self.out.write_all(b"\n")?;

@@ -12,7 +12,7 @@ use super::{
     target_summary,
 };
 use synack_core::exchange::{Dir, PacketKind};
-use synack_core::verdict::{PortVerdict, Reason, State};
+use synack_core::verdict::{ConnectionVerdict, PortVerdict, Reason, State};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TextOptions {
@@ -175,11 +175,17 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
 pub struct TextSink<W: Write> {
     out: W,
     opts: TextOptions,
+    /// The connection table's header was written (replay `--connections`).
+    connections_header: bool,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W, opts: TextOptions) -> Self {
-        TextSink { out, opts }
+        TextSink {
+            out,
+            opts,
+            connections_header: false,
+        }
     }
 
     pub fn into_inner(self) -> W {
@@ -190,6 +196,15 @@ impl<W: Write> TextSink<W> {
 impl<W: Write> Sink for TextSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
         write_target(&mut self.out, t, &self.opts)?;
+        self.out.flush()
+    }
+
+    fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        if !self.connections_header {
+            writeln!(self.out, "{}", super::connections::header())?;
+            self.connections_header = true;
+        }
+        super::connections::write_rows(&mut self.out, rows)?;
         self.out.flush()
     }
 
@@ -301,10 +316,14 @@ fn write_end(out: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
     for note in &s.notes {
         writeln!(out, "note: {note}")?;
     }
+    let (n, what) = if s.connections > 0 {
+        (s.connections, "connection")
+    } else {
+        (s.ports, "port")
+    };
     let mut line = format!(
-        "synack done: {} port{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
-        s.ports,
-        if s.ports == 1 { "" } else { "s" },
+        "synack done: {n} {what}{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
+        if n == 1 { "" } else { "s" },
         s.hosts,
         if s.hosts == 1 { "" } else { "s" },
         s.elapsed.as_secs_f64(),

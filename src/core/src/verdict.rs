@@ -271,6 +271,50 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     out
 }
 
+/// One connection attempt's verdict: the view of a capture of real traffic, one row per
+/// (client, source port, target, port) attempt, as Zeek's conn.log.
+#[derive(Clone, Debug)]
+pub struct ConnectionVerdict {
+    /// The side that sent the SYN.
+    pub client: SocketAddr,
+    /// The attempt judged on its own packets (`attempts` is 1), against its target's
+    /// baseline from every attempt.
+    pub verdict: PortVerdict,
+    /// SYNs the client sent in this attempt (the first and its retransmissions).
+    pub syns: u32,
+}
+
+/// Judges each attempt on its own, in the order they began (replay's `--connections`).
+pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
+    let mut baselines: FxHashMap<IpAddr, Baseline> = FxHashMap::default();
+    let mut ips: Vec<IpAddr> = attempts.iter().map(|a| a.key.target.ip()).collect();
+    ips.sort_unstable();
+    ips.dedup();
+    for ip in ips {
+        let base = Baseline::of(ip, attempts.iter().filter(|a| a.key.target.ip() == ip));
+        baselines.insert(ip, base);
+    }
+    let mut memos: FxHashMap<IpAddr, RstMemo> = FxHashMap::default();
+    let mut out: Vec<ConnectionVerdict> = attempts
+        .into_iter()
+        .map(|a| {
+            let ip = a.key.target.ip();
+            let client = a.key.scanner;
+            let syns = a.syns_sent() as u32;
+            let base = &baselines[&ip];
+            let memo = memos.entry(ip).or_default();
+            let verdict = judge_port(a.key.target, vec![a], base, None, None, memo);
+            ConnectionVerdict {
+                client,
+                verdict,
+                syns,
+            }
+        })
+        .collect();
+    out.sort_by_key(|c| c.verdict.started);
+    out
+}
+
 /// Distinct target ports among attempts sorted by port.
 fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
     let key = |k: &u32| slots[*k as usize].as_ref().map(|a| a.key.target);
