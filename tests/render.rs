@@ -580,7 +580,10 @@ fn a_full_trace_of_24_packets() {
     // Header, lifelines, one row per packet, then what the attempt's cap left out.
     assert_eq!(v.left_out, 42 - MAX_TRACE as u32);
     assert_eq!(l.lines().count(), 2 + MAX_TRACE + 1, "{l}");
-    assert!(l.lines().last().unwrap().contains("18 packets left out"), "{l}");
+    assert!(
+        l.lines().last().unwrap().contains("18 packets left out"),
+        "{l}"
+    );
 }
 
 #[test]
