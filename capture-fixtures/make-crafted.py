@@ -21,6 +21,10 @@ Files (see capture-fixtures/README.md):
   crafted-fragments.pcap  a SYN/ACK in a first IP fragment, a RST split inside its TCP
                           header, later fragments, an IPv6 first fragment
   crafted-icmp-udp.pcap   ICMP errors about UDP datagrams among a TCP exchange: silent
+  crafted-order.pcap      answers stored before their SYN (a multi-queue NIC, a merge of
+                          two captures): matched by 4-tuple and sequence numbers
+  crafted-one-sided.pcap  only the client's direction captured: its ACK of the server's
+                          ISN and its data prove the handshake completed
 """
 
 import struct
@@ -365,6 +369,62 @@ def crafted_icmp_udp(out: Path):
     p.write(out / "crafted-icmp-udp.pcap")
 
 
+def crafted_order(out: Path):
+    """Capture order is not wire order. Timestamps are given per packet, records are
+    stored in the order listed."""
+    p = Pcap()
+    c, s = CLIENT4, bytes([203, 0, 113, 70])
+
+    def add(usec: int, frame: bytes):
+        p.add(usec, eth(0x0800, frame))
+
+    # Port 80, a multi-queue NIC: the SYN/ACK (queue 1) is stored before the SYN (queue 0),
+    # with its true, later timestamp; then the client's ACK and a request.
+    add(1_040, ip4(s, c, 6, tcp(s, c, 80, 45000, SYN | ACK, 7000, 1001, opts=SYNACK_OPTS), ttl=61))
+    add(1_000, ip4(c, s, 6, tcp(c, s, 45000, 80, SYN, 1000, opts=SYN_OPTS), ident=30))
+    add(1_100, ip4(c, s, 6, tcp(c, s, 45000, 80, ACK, 1001, 7001), ident=31))
+    add(1_200, ip4(c, s, 6, tcp(c, s, 45000, 80, PSH | ACK, 1001, 7001, payload=b"GET / HTTP/1.0\r\n\r\n"), ident=32))
+    add(1_300, ip4(s, c, 6, tcp(s, c, 80, 45000, ACK, 7001, 1019), ttl=61))
+    # Port 81, two captures merged with a clock 2 ms apart: the RST/ACK is stored (and
+    # stamped) before the SYN it answers.
+    add(98_000, ip4(s, c, 6, tcp(s, c, 81, 45001, RST | ACK, 0, 3001, win=0), ttl=61))
+    add(100_000, ip4(c, s, 6, tcp(c, s, 45001, 81, SYN, 3000, opts=SYN_OPTS), ident=33))
+    # Port 82: a SYN/ACK stored before a SYN it does not acknowledge (ack 5556, the SYN's
+    # ISN is 5000): not its answer, so the port stays unanswered.
+    add(200_000, ip4(s, c, 6, tcp(s, c, 82, 45002, SYN | ACK, 9000, 5556, opts=SYNACK_OPTS), ttl=61))
+    add(200_100, ip4(c, s, 6, tcp(c, s, 45002, 82, SYN, 5000, opts=SYN_OPTS), ident=34))
+    # Port 83: a SYN/ACK stored 1 s before its SYN is held no longer than 300 ms.
+    add(300_000, ip4(s, c, 6, tcp(s, c, 83, 45003, SYN | ACK, 9100, 6001, opts=SYNACK_OPTS), ttl=61))
+    add(1_300_000, ip4(c, s, 6, tcp(c, s, 45003, 83, SYN, 6000, opts=SYN_OPTS), ident=35))
+    p.write(out / "crafted-order.pcap")
+
+
+def crafted_one_sided(out: Path):
+    """A capture of the client's direction only (a mirror of one direction, asymmetric
+    routing): no packet from the servers."""
+    p = Pcap()
+    c, s = CLIENT4, bytes([203, 0, 113, 80])
+
+    def add(usec: int, frame: bytes):
+        p.add(usec, eth(0x0800, frame))
+
+    # Port 443: an AccECN SYN (AE, CWR, ECE set: RFC 9768 §3.1.1), then the client
+    # acknowledges the server's ISN 70000 (ack 70001), sends a request and closes.
+    add(1_000, ip4(c, s, 6, tcp(c, s, 46000, 443, SYN | ECE | CWR, 1000, opts=SYN_OPTS, ae=True), ident=40))
+    add(2_000, ip4(c, s, 6, tcp(c, s, 46000, 443, ACK, 1001, 70001), ident=41))
+    add(2_100, ip4(c, s, 6, tcp(c, s, 46000, 443, PSH | ACK, 1001, 70001, payload=b"\x16\x03\x01" + b"\0" * 97), ident=42))
+    add(9_000, ip4(c, s, 6, tcp(c, s, 46000, 443, FIN | ACK, 1101, 70500), ident=43))
+    # Port 80: the ACK of the handshake, then the client resets (what synack's own scan
+    # does, SO_LINGER 0): open as well.
+    add(100_000, ip4(c, s, 6, tcp(c, s, 46001, 80, SYN, 2000, opts=SYN_OPTS), ident=44))
+    add(100_900, ip4(c, s, 6, tcp(c, s, 46001, 80, ACK, 2001, 80001), ident=45))
+    add(101_000, ip4(c, s, 6, tcp(c, s, 46001, 80, RST | ACK, 2001, 80001, win=0), ident=46))
+    # Port 81: a SYN and its retransmission, nothing else: the packets prove nothing more.
+    add(200_000, ip4(c, s, 6, tcp(c, s, 46002, 81, SYN, 3000, opts=SYN_OPTS), ident=47))
+    add(1_200_000, ip4(c, s, 6, tcp(c, s, 46002, 81, SYN, 3000, opts=SYN_OPTS), ident=48))
+    p.write(out / "crafted-one-sided.pcap")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make-crafted.py OUTDIR")
@@ -372,6 +432,8 @@ def main():
     crafted_encap(out)
     crafted_fragments(out)
     crafted_icmp_udp(out)
+    crafted_order(out)
+    crafted_one_sided(out)
 
 
 if __name__ == "__main__":

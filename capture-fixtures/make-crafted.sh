@@ -51,7 +51,7 @@ editcap -F pcap -s 68 "$HERE/veth-v4-standard.pcap" "$WORK/veth-v4-standard-snap
 gzip -9 -n -c "$HERE/veth-v4-standard.pcap" >"$WORK/veth-v4-standard.pcap.gz"
 zstd -19 -q -c "$HERE/veth-v4-standard.pcap" >"$WORK/veth-v4-standard.pcap.zst"
 
-NEW=(crafted-encap.pcap crafted-fragments.pcap crafted-icmp-udp.pcap veth-v4-standard-snap68.pcap)
+NEW=(crafted-encap.pcap crafted-fragments.pcap crafted-icmp-udp.pcap crafted-order.pcap crafted-one-sided.pcap veth-v4-standard-snap68.pcap)
 for f in "${NEW[@]}" veth-v4-standard.pcap.gz veth-v4-standard.pcap.zst; do
     install -m 0644 "$WORK/$f" "$HERE/$f"
     log "wrote $f ($(stat -c %s "$HERE/$f") bytes)"

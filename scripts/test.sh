@@ -9,6 +9,8 @@ need=()
 for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap setpriv:util-linux prlimit:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
+# replay --filter links libpcap (pcap_compile, pcap_offline_filter): its headers and .so.
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

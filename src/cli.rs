@@ -148,6 +148,12 @@ pub struct ReplayArgs {
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Only frames matching this tcpdump filter expression (compiled by libpcap).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// One row per connection attempt (client, source port, target, port, …), as Zeek's conn.log.
+    #[arg(long)]
+    pub connections: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -389,12 +395,27 @@ impl live::ScanHooks for CliHooks {
 fn run_replay(args: ReplayArgs) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone());
+    let filter = match args.filter.as_deref().map(synack::filter::Filter::new) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(why)) => {
+            eprintln!(
+                "synack: error: --filter '{}': {why}",
+                args.filter.as_deref().unwrap_or_default()
+            );
+            return 2;
+        }
+    };
     let readers = match replay::open_files(&args.files, &stop) {
         Ok(r) => r,
         Err(e) => return error(e),
     };
     let mut sink = stdout_sink(&args.output);
-    conclude(replay::replay_into(readers, sink.as_mut(), &stop))
+    let opts = replay::ReplayOptions {
+        filter,
+        connections: args.connections,
+    };
+    conclude(replay::replay_with(readers, sink.as_mut(), &stop, opts))
 }
 
 /// (Unicode arrows, colour) for stdout: colour only on a terminal (not TERM=dumb)

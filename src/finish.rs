@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashSet;
 use synack_core::exchange::{Attempt, MAX_ATTEMPTS, TrackerStats};
-use synack_core::verdict::{LiveFacts, judge_owned};
+use synack_core::verdict::{LiveFacts, judge_connections, judge_owned};
 
 use crate::report::{RunSummary, Sink, TargetReport, words};
 
@@ -23,6 +23,8 @@ pub struct Run<'s> {
     /// The first error writing to the sink (a closed pipe, a full disk): nothing more is
     /// written, and the caller may stop early.
     failed: Option<io::Error>,
+    /// One row per connection attempt instead of one per port (replay `--connections`).
+    connections: bool,
 }
 
 impl<'s> Run<'s> {
@@ -38,7 +40,13 @@ impl<'s> Run<'s> {
             },
             hosts: FxHashSet::default(),
             failed: None,
+            connections: false,
         }
+    }
+
+    /// Judge and write each connection attempt on its own (replay `--connections`).
+    pub fn set_connections(&mut self, on: bool) {
+        self.connections = on;
     }
 
     /// Whether writing failed; the run may as well stop.
@@ -61,6 +69,23 @@ impl<'s> Run<'s> {
     /// writes its report. Calibration ports informed the baseline; they become notes, not
     /// rows.
     pub fn target(&mut self, ip: IpAddr, attempts: Vec<Attempt>, live: Option<&LiveFacts>) {
+        if self.connections && live.is_none() {
+            let rows = judge_connections(attempts);
+            if rows.is_empty() {
+                return;
+            }
+            for r in &rows {
+                self.summary.add(std::slice::from_ref(&r.verdict));
+            }
+            self.summary.connections += rows.len();
+            self.hosts.insert(ip);
+            if self.failed.is_none()
+                && let Err(e) = self.sink.connections(&rows)
+            {
+                self.failed = Some(e);
+            }
+            return;
+        }
         let mut verdicts = judge_owned(attempts, live);
         if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
             for c in live.calibration.iter().filter(|c| c.ip() == ip) {

@@ -16,6 +16,7 @@ use synack_core::decode::{Skip, decode};
 use synack_core::frame::Timestamp;
 use synack_core::stream::{FinalTarget, Stream, Timeouts};
 
+use crate::filter::Filter;
 use crate::finish::Run;
 use crate::report::{Collect, RunSummary, ScanReport, Sink};
 
@@ -105,6 +106,15 @@ impl Read for StdinChunks {
     }
 }
 
+/// What a replay does beyond the default.
+#[derive(Default)]
+pub struct ReplayOptions {
+    /// tcpdump's filter language, applied to each frame before decoding.
+    pub filter: Option<Filter>,
+    /// One row per connection attempt instead of one per (target, port).
+    pub connections: bool,
+}
+
 /// Replays the captures as one into `sink`. Damage later in a file ends that file with a
 /// warning, keeping what was read; `stop` (Ctrl-C) ends the replay with what was decided.
 /// Returns the run's summary, or the error writing to the sink.
@@ -113,7 +123,22 @@ pub fn replay_into(
     sink: &mut dyn Sink,
     stop: &AtomicBool,
 ) -> std::io::Result<RunSummary> {
+    replay_with(readers, sink, stop, ReplayOptions::default())
+}
+
+/// [`replay_into`] with options.
+pub fn replay_with(
+    readers: Vec<CaptureReader>,
+    sink: &mut dyn Sink,
+    stop: &AtomicBool,
+    opts: ReplayOptions,
+) -> std::io::Result<RunSummary> {
+    let ReplayOptions {
+        mut filter,
+        connections,
+    } = opts;
     let mut run = Run::new(sink, BTreeMap::new(), true);
+    run.set_connections(connections);
     let mut stream = Stream::new(Timeouts::default());
     let mut skips: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (None::<Timestamp>, None::<Timestamp>);
@@ -133,6 +158,11 @@ pub fn replay_into(
                 Ok(Some(frame)) => {
                     first = Some(first.map_or(frame.ts, |f| f.min(frame.ts)));
                     last = Some(last.map_or(frame.ts, |l| l.max(frame.ts)));
+                    if let Some(f) = filter.as_mut()
+                        && !f.matches(&frame)
+                    {
+                        continue;
+                    }
                     match decode(&frame) {
                         Ok(obs) => {
                             let done = stream.observe(frame.ts, &obs);
@@ -166,6 +196,18 @@ pub fn replay_into(
             "{n} packet{} skipped: {what}",
             if n == 1 { "" } else { "s" }
         ));
+    }
+    if let Some(f) = &filter {
+        let mut refused: Vec<_> = f.refused.iter().collect();
+        refused.sort_by_key(|(link, _)| link.to_pcap());
+        for (link, (n, why)) in refused {
+            run.warn(format!(
+                "{n} packet{} of link type {} skipped: the filter '{}' does not apply to it ({why})",
+                if *n == 1 { "" } else { "s" },
+                link.to_pcap(),
+                f.expression()
+            ));
+        }
     }
     let stats = stream.stats();
     emit(&mut run, stream.finish());

@@ -577,8 +577,13 @@ fn a_full_trace_of_24_packets() {
     assert_eq!(v.trace.len(), MAX_TRACE);
     check_invariants(&v);
     let l = ladder(&v, &opts(true, false));
-    // Header, lifelines, then one row per packet.
-    assert_eq!(l.lines().count(), 2 + MAX_TRACE, "{l}");
+    // Header, lifelines, one row per packet, then what the attempt's cap left out.
+    assert_eq!(v.left_out, 42 - MAX_TRACE as u32);
+    assert_eq!(l.lines().count(), 2 + MAX_TRACE + 1, "{l}");
+    assert!(
+        l.lines().last().unwrap().contains("18 packets left out"),
+        "{l}"
+    );
 }
 
 #[test]
@@ -664,7 +669,12 @@ fn arb_packet() -> impl Strategy<Value = TracePacket> {
                     ack,
                     win: 0,
                     scanner_port: port,
+                    client: "198.18.1.1".parse().unwrap(),
                     retransmission: rx,
+                    cut: false,
+                    ae: false,
+                    payload_len: 0,
+                    early: false,
                 }
             },
         )
@@ -715,6 +725,8 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
                     attempts: 1,
                     observed,
                     note: None,
+                    outcomes: Vec::new(),
+                    left_out: 0,
                 }
             },
         )

@@ -16,8 +16,33 @@ use synack_core::decode::IcmpKind;
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
 use synack_core::verdict::{AfterProxy, Evidence, PortVerdict, Reason, Responder, State};
 
-/// One or two sentences on why `v` is what it is.
+/// One or two sentences on why `v` is what it is, and how its attempts ended when they
+/// disagree.
 pub fn explain(v: &PortVerdict) -> String {
+    let mut s = explain_verdict(v);
+    if !v.outcomes.is_empty() {
+        let clients: std::collections::BTreeSet<IpAddr> = v
+            .trace
+            .iter()
+            .filter(|p| p.dir == Dir::Out)
+            .map(|p| p.client)
+            .collect();
+        s.push_str(&format!(
+            " Not every attempt ended this way: of {} attempts, {}.",
+            v.attempts,
+            super::words::OutcomesWords(&v.outcomes)
+        ));
+        if clients.len() > 1 {
+            s.push_str(
+                " The attempts came from different clients, so a rule that matches some \
+                 clients (by source address, a rate limit) and not others gives this mix.",
+            );
+        }
+    }
+    s
+}
+
+fn explain_verdict(v: &PortVerdict) -> String {
     let port = v.target.port();
     if v.reason == Reason::SelfConnect {
         return format!(
@@ -47,6 +72,7 @@ pub fn explain(v: &PortVerdict) -> String {
                 forged_signs(v)
             )
         }
+        (_, Reason::AckImpliesSynAck, _) => one_sided(v),
         (State::Open, _, _) => format!(
             "The target answered the SYN with a SYN/ACK and the three-way handshake completed \
              (RFC 9293 §3.5): a program listens on port {port} and no firewall rule stops the \
@@ -244,6 +270,27 @@ fn rule(v: &PortVerdict, chain: &str, target: &str) -> String {
     )
 }
 
+/// Only the client's side of the connection was captured.
+fn one_sided(v: &PortVerdict) -> String {
+    let port = v.target.port();
+    let data = v.evidence.iter().find_map(|e| match e {
+        Evidence::ClientAckedServer { data, .. } => Some(*data),
+        _ => None,
+    });
+    let sent = match data {
+        Some(n) if n > 0 => format!(" and sent {n} bytes of data"),
+        _ => String::new(),
+    };
+    format!(
+        "Only the client's packets of this connection were captured. After its SYN the client \
+         acknowledged the server's initial sequence number{sent}, which a TCP client can do only \
+         after receiving the server's SYN/ACK (RFC 9293 §3.5): the handshake completed and port \
+         {port} is open. The server's answers are missing from the capture (a mirror or tap of \
+         one direction, asymmetric routing), not dropped by a firewall; who sent the SYN/ACK \
+         cannot be told."
+    )
+}
+
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -267,9 +314,14 @@ fn no_response(v: &PortVerdict) -> String {
         );
     }
     let retransmissions = syns.iter().filter(|p| p.retransmission).count();
-    let mut ports: Vec<u16> = syns.iter().map(|p| p.scanner_port).collect();
-    ports.dedup();
-    let retries = ports.len().saturating_sub(1);
+    // Retries are a client's new attempts; another client's SYN is not a retry.
+    let mut attempts: Vec<(IpAddr, u16)> =
+        syns.iter().map(|p| (p.client, p.scanner_port)).collect();
+    attempts.dedup();
+    let mut clients: Vec<IpAddr> = attempts.iter().map(|a| a.0).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let retries = attempts.len().saturating_sub(clients.len());
     let span = syns
         .last()
         .map_or(0, |p| p.ts.since(syns[0].ts))

@@ -12,18 +12,23 @@ use serde::{Serialize, Serializer};
 use super::words;
 use super::{RunSummary, ScanReport, Sink, TargetReport};
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, Note, PortVerdict};
+use synack_core::verdict::{ConnectionVerdict, Evidence, Note, Outcome, PortVerdict};
 
-/// A packet's label ("SYN/ACK", "ICMP port-unreach") written without an allocation.
-struct Label(PacketKind);
+/// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
+/// allocation; AccECN's AE flag shows when set.
+struct Label(PacketKind, bool);
 
 impl Serialize for Label {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            PacketKind::Tcp(f) => s.collect_str(&f),
+            PacketKind::Tcp(f) => s.collect_str(&f.with_ae(self.1)),
             PacketKind::Icmp(k) => s.collect_str(&k),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Serialize)]
@@ -36,9 +41,17 @@ struct PacketJson {
     ack: u32,
     win: u16,
     from: IpAddr,
+    /// The attempt's client (two clients can share a source port).
+    client: IpAddr,
     sport: u16,
     dscp: u8,
     retransmission: bool,
+    /// The TCP header was cut after its fixed 20 bytes (options unknown).
+    #[serde(skip_serializing_if = "is_false")]
+    cut: bool,
+    /// Stored in the capture before its SYN, matched by 4-tuple and sequence numbers.
+    #[serde(skip_serializing_if = "is_false")]
+    early: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     ip_id: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,16 +73,19 @@ impl Serialize for Trace<'_> {
                 Dir::Out => "out",
                 Dir::In => "in",
             },
-            flags: Label(p.kind),
+            flags: Label(p.kind, p.ae),
             t_ms: t_ms(p, v),
             ttl: p.ttl,
             seq: p.seq,
             ack: p.ack,
             win: p.win,
             from: p.from,
+            client: p.client,
             sport: p.scanner_port,
             dscp: p.dscp,
             retransmission: p.retransmission,
+            cut: p.cut,
+            early: p.early,
             ip_id: p.ip_id,
             flow_label: p.flow_label,
         }))
@@ -147,6 +163,39 @@ struct PortJson<'a> {
     trace: Trace<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<NoteJson<'a>>,
+    /// When attempts disagree: how many ended with each reason.
+    #[serde(skip_serializing_if = "Outcomes::is_empty")]
+    outcomes: Outcomes<'a>,
+    /// Packets left out of `trace` (attempts beyond the first few, or beyond an
+    /// attempt's own cap).
+    #[serde(skip_serializing_if = "is_zero")]
+    left_out: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `{"syn-ack": 45, "reset": 5}`: outcomes by reason (responders of one reason summed).
+struct Outcomes<'a>(&'a [Outcome]);
+
+impl Outcomes<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Outcomes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut by_reason: Vec<(&'static str, u32)> = Vec::new();
+        for o in self.0 {
+            match by_reason.iter_mut().find(|(r, _)| *r == o.reason.name()) {
+                Some((_, n)) => *n += o.count,
+                None => by_reason.push((o.reason.name(), o.count)),
+            }
+        }
+        s.collect_map(by_reason)
+    }
 }
 
 fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
@@ -162,6 +211,8 @@ fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
         attempts: v.attempts,
         trace: Trace(v),
         note: v.note.as_ref().map(NoteJson),
+        outcomes: Outcomes(&v.outcomes),
+        left_out: v.left_out,
     }
 }
 
@@ -179,6 +230,13 @@ struct SummaryJson<'a> {
     interrupted: bool,
     warnings: &'a [String],
     notes: &'a [String],
+    /// Connection rows written (replay `--connections`): the state counts are of them.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    connections: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One port as a JSON value (for tests and embedding).
@@ -215,6 +273,15 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 
+    fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        for c in rows {
+            let row = super::connections::json(c, EvidenceJson(&c.verdict.evidence, &self.book));
+            serde_json::to_writer(&mut self.out, &row)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
         let summary = SummaryJson {
             kind: "summary",
@@ -228,6 +295,7 @@ impl<W: Write> Sink for JsonSink<W> {
             interrupted: s.interrupted,
             warnings: &s.warnings,
             notes: &s.notes,
+            connections: s.connections,
         };
         serde_json::to_writer(&mut self.out, &summary)?;
         self.out.write_all(b"\n")?;

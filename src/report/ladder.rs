@@ -19,8 +19,9 @@
 //! An ICMP error shows the sequence number it quotes, when it quotes one. DSCP is shown
 //! when the scan marked its SYNs, and IPv6 flow labels on answers: they are the evidence
 //! that tells a stack's RST from a forged one. Retransmitted SYNs are marked
-//! "(retransmission)", new attempts from another source port "(retry from :PORT)", and
-//! pauses of half a second or more get a dotted row.
+//! "(retransmission)", new attempts from another source port "(retry from :PORT)",
+//! packets the capture stored before their SYN "(stored before its SYN)", and pauses of
+//! half a second or more get a dotted row.
 //!
 //! Pure: a verdict in, a string out, whatever the trace holds. No line is wider than
 //! `width` columns (every glyph used here is one column wide), and colour escapes appear
@@ -257,7 +258,18 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
         .find(|p| p.dir == Dir::Out && is_syn_only(p))
         .map_or(0, |p| p.dscp);
     let mut bases: BTreeMap<u16, Bases> = BTreeMap::new();
-    let mut previous_syn: Option<u16> = None;
+    // An answer stored (and stamped) before its SYN counts from that SYN's ISN too.
+    for p in v
+        .trace
+        .iter()
+        .filter(|p| p.dir == Dir::Out && is_syn_only(p))
+    {
+        bases.entry(p.scanner_port).or_insert(Bases {
+            ours: Some(p.seq),
+            ..Bases::default()
+        });
+    }
+    let mut previous_syn: Option<(IpAddr, u16)> = None;
     let mut out = Vec::with_capacity(v.trace.len());
     for p in &v.trace {
         let b = bases.entry(p.scanner_port).or_default();
@@ -270,20 +282,25 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
                     if p.retransmission {
                         mark = Some("(retransmission)".to_string());
                     } else {
-                        if previous_syn.is_some() {
-                            mark = Some(if previous_syn != Some(p.scanner_port) {
-                                format!("(retry from :{})", p.scanner_port)
-                            } else {
-                                "(new attempt)".to_string()
-                            });
-                        }
+                        mark = match previous_syn {
+                            None => None,
+                            // Another client's SYN is its own attempt, not a retry.
+                            Some((client, _)) if client != p.client => Some(format!(
+                                "(client {})",
+                                SocketAddr::new(p.client, p.scanner_port)
+                            )),
+                            Some((_, port)) if port != p.scanner_port => {
+                                Some(format!("(retry from :{})", p.scanner_port))
+                            }
+                            Some(_) => Some("(new attempt)".to_string()),
+                        };
                         // A new attempt on this port: its answers count from scratch.
                         *b = Bases {
                             ours: Some(p.seq),
                             ..Bases::default()
                         };
                     }
-                    previous_syn = Some(p.scanner_port);
+                    previous_syn = Some((p.client, p.scanner_port));
                 }
                 let _ = write!(text, " seq={}", rel(p.seq, b.ours));
                 if f.ack() {
@@ -341,6 +358,9 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
             } else {
                 let _ = write!(text, " from {}", p.from);
             }
+        }
+        if p.early {
+            text.push_str(" (stored before its SYN)");
         }
         let paint = match (p.dir, p.kind) {
             (Dir::Out, _) => Paint::Out,
@@ -556,6 +576,12 @@ fn footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
         ));
         return lines;
     }
+    if v.reason == Reason::AckImpliesSynAck {
+        lines.push(format!(
+            "{ell} the client ACKed the server's ISN: the SYN/ACK was sent, not captured"
+        ));
+        return lines;
+    }
     if v.reason == Reason::NoResponse {
         let syns = v
             .trace
@@ -574,6 +600,9 @@ fn footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
         });
     } else if arrows.is_empty() {
         lines.push(format!("{ell} no packets captured"));
+    }
+    if v.left_out > 0 {
+        lines.push(format!("{ell} {} packets left out", v.left_out));
     }
     lines
 }

@@ -5,6 +5,7 @@
 //! a whole run at once, for tests, the fuzzer and small embedded uses; it is written
 //! through the same sinks.
 
+pub mod connections;
 pub mod explain;
 pub mod json;
 pub mod ladder;
@@ -18,7 +19,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{Evidence, PortVerdict, Reason, Responder, State};
+use synack_core::verdict::{ConnectionVerdict, Evidence, PortVerdict, Reason, Responder, State};
 
 /// Everything a finished scan or replay hands to a sink.
 #[derive(Clone, Debug, Default)]
@@ -78,6 +79,7 @@ impl ScanReport {
             interrupted: self.interrupted,
             warnings: self.warnings.clone(),
             notes: self.notes.clone(),
+            connections: 0,
         })
     }
 }
@@ -142,6 +144,9 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     /// What synack did beyond what was asked, and why (calibration probes).
     pub notes: Vec<String>,
+    /// Connection rows written (replay `--connections`; then the state counts are of
+    /// connections, not ports).
+    pub connections: usize,
 }
 
 impl RunSummary {
@@ -162,6 +167,11 @@ impl RunSummary {
 pub trait Sink {
     /// One target, as soon as it is final.
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()>;
+    /// One target's connection attempts (replay `--connections`), as soon as it is final.
+    /// Sinks without a connection view ignore them.
+    fn connections(&mut self, _rows: &[ConnectionVerdict]) -> io::Result<()> {
+        Ok(())
+    }
     /// The end of the run.
     fn finish(&mut self, s: &RunSummary) -> io::Result<()>;
 }
@@ -174,7 +184,7 @@ pub fn fmt_secs(nanos: u64) -> String {
 /// The label of one packet: TCP flags, or the ICMP error's name ("ICMP port-unreach").
 pub fn packet_label(p: &TracePacket) -> String {
     match p.kind {
-        PacketKind::Tcp(f) => f.to_string(),
+        PacketKind::Tcp(f) => f.with_ae(p.ae).to_string(),
         PacketKind::Icmp(k) => k.to_string(),
     }
 }

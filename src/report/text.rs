@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 
 use super::words;
 use super::{
@@ -11,7 +12,7 @@ use super::{
     target_summary,
 };
 use synack_core::exchange::{Dir, PacketKind};
-use synack_core::verdict::{PortVerdict, Reason, State};
+use synack_core::verdict::{ConnectionVerdict, PortVerdict, Reason, State};
 
 #[derive(Clone, Copy, Debug)]
 pub struct TextOptions {
@@ -77,7 +78,7 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
         .trace
         .iter()
         .find(|p| p.dir == Dir::Out && p.flags().is_some_and(|f| f.is_syn_only()));
-    let mut last_port = first_syn.map(|p| p.scanner_port);
+    let mut last = first_syn.map(|p| (p.client, p.scanner_port));
     for (i, p) in v.trace.iter().enumerate() {
         if i > 0 {
             s.push_str(g.sep);
@@ -94,13 +95,27 @@ pub fn trace_line(v: &PortVerdict, unicode: bool) -> String {
                 }
             }
         }
+        if p.early {
+            // Stored in the capture before the SYN it belongs to (docs/verdicts.md, order).
+            s.push_str(" (stored early)");
+        }
         if is_repeat_syn(p, first_syn) {
             let _ = write!(s, " +{}", fmt_secs(p.ts.since(v.started)));
-            if last_port != Some(p.scanner_port) {
-                let _ = write!(s, " (new source port {})", p.scanner_port);
+            // Another client's SYN is its own attempt, not a retry.
+            match last {
+                Some((client, _)) if client != p.client => {
+                    let _ = write!(s, " (client {})", SocketAddr::new(p.client, p.scanner_port));
+                }
+                Some((_, port)) if port != p.scanner_port => {
+                    let _ = write!(s, " (new source port {})", p.scanner_port);
+                }
+                _ => {}
             }
-            last_port = Some(p.scanner_port);
+            last = Some((p.client, p.scanner_port));
         }
+    }
+    if v.left_out > 0 {
+        let _ = write!(s, "{}{} packets left out", g.sep, v.left_out);
     }
     if v.reason == Reason::NoResponse && v.observed {
         s.push_str(g.sep);
@@ -160,11 +175,17 @@ pub fn write(out: &mut dyn Write, report: &ScanReport, opts: &TextOptions) -> io
 pub struct TextSink<W: Write> {
     out: W,
     opts: TextOptions,
+    /// The connection table's header was written (replay `--connections`).
+    connections_header: bool,
 }
 
 impl<W: Write> TextSink<W> {
     pub fn new(out: W, opts: TextOptions) -> Self {
-        TextSink { out, opts }
+        TextSink {
+            out,
+            opts,
+            connections_header: false,
+        }
     }
 
     pub fn into_inner(self) -> W {
@@ -175,6 +196,15 @@ impl<W: Write> TextSink<W> {
 impl<W: Write> Sink for TextSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
         write_target(&mut self.out, t, &self.opts)?;
+        self.out.flush()
+    }
+
+    fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        if !self.connections_header {
+            writeln!(self.out, "{}", super::connections::header())?;
+            self.connections_header = true;
+        }
+        super::connections::write_rows(&mut self.out, rows)?;
         self.out.flush()
     }
 
@@ -237,7 +267,9 @@ fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Re
         v.responder.as_str(),
         trace_line(v, opts.unicode)
     )?;
-    if opts.evidence && v.state != State::Open {
+    // An open port's evidence is the SYN/ACK, shown in the trace, unless no answer was
+    // captured and the client's ACK speaks for it.
+    if opts.evidence && (v.state != State::Open || v.reason == Reason::AckImpliesSynAck) {
         let lead = if opts.unicode {
             "          └ "
         } else {
@@ -248,6 +280,16 @@ fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Re
             for line in wrap(&text, lead, opts.width) {
                 writeln!(out, "{line}")?;
             }
+        }
+    }
+    if !v.outcomes.is_empty() {
+        let text = format!(
+            "{} attempts: {}",
+            v.attempts,
+            words::OutcomesWords(&v.outcomes)
+        );
+        for line in wrap(&text, "          outcomes: ", opts.width) {
+            writeln!(out, "{line}")?;
         }
     }
     if let Some(note) = &v.note {
@@ -274,10 +316,14 @@ fn write_end(out: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
     for note in &s.notes {
         writeln!(out, "note: {note}")?;
     }
+    let (n, what) = if s.connections > 0 {
+        (s.connections, "connection")
+    } else {
+        (s.ports, "port")
+    };
     let mut line = format!(
-        "synack done: {} port{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
-        s.ports,
-        if s.ports == 1 { "" } else { "s" },
+        "synack done: {n} {what}{} on {} host{} in {:.2}s: {} open, {} closed, {} filtered",
+        if n == 1 { "" } else { "s" },
         s.hosts,
         if s.hosts == 1 { "" } else { "s" },
         s.elapsed.as_secs_f64(),

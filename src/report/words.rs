@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use synack_core::verdict::{AfterProxy, Evidence, Note, StackPacket, hops};
+use synack_core::verdict::{
+    AfterProxy, Evidence, Note, Outcome, Reason, Responder, StackPacket, hops,
+};
 
 /// An evidence fact as the one line shown under a table row and in JSON.
 pub struct EvidenceWords<'a>(pub &'a Evidence);
@@ -145,6 +147,21 @@ impl fmt::Display for EvidenceWords<'_> {
                     "nothing after our ACK: the proxy hides whether a program listens behind it",
                 ),
             },
+            Evidence::ClientAckedServer { ack, data } => {
+                write!(
+                    f,
+                    "no answer captured, but the client acknowledged the server's sequence number {} ",
+                    ack.wrapping_sub(1)
+                )?;
+                if data > 0 {
+                    write!(f, "and sent {data} bytes of data")?;
+                } else {
+                    f.write_str("(ACK)")?;
+                }
+                f.write_str(
+                    ": only a SYN/ACK tells a client that number (RFC 9293 §3.5), so the handshake completed and the server's direction was not captured",
+                )
+            }
             Evidence::NoBaseline => {
                 f.write_str("no baseline from this target to tell its stack from a firewall")
             }
@@ -191,6 +208,46 @@ impl fmt::Display for NoteWords<'_> {
             ),
             Note::NoPacketsCaptured => f.write_str("no packets of this port were captured"),
         }
+    }
+}
+
+/// One outcome of a port's attempts: "45 SYN/ACK", "5 reset by a firewall on the host".
+pub struct OutcomeWords<'a>(pub &'a Outcome);
+
+impl fmt::Display for OutcomeWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = self.0;
+        write!(f, "{} ", o.count)?;
+        match (o.reason, o.responder) {
+            (Reason::SynAck, _) => f.write_str("SYN/ACK"),
+            (Reason::AckImpliesSynAck, _) => {
+                f.write_str("ACKed a SYN/ACK the capture does not hold")
+            }
+            (Reason::SynProxy, _) => f.write_str("answered by a SYN proxy"),
+            (Reason::Reset, Responder::Target) => f.write_str("reset by the host's stack"),
+            (Reason::Reset, Responder::TargetFirewall) => {
+                f.write_str("reset by a firewall on the host")
+            }
+            (Reason::Reset, Responder::Middlebox) => f.write_str("reset by a device on the path"),
+            (Reason::Reset, Responder::Unknown) => f.write_str("reset (sender not attributed)"),
+            (Reason::NoResponse, _) => f.write_str("unanswered"),
+            (reason, _) => f.write_str(reason.name()),
+        }
+    }
+}
+
+/// A port's outcomes as one phrase: "45 SYN/ACK, 5 reset by a firewall on the host".
+pub struct OutcomesWords<'a>(pub &'a [Outcome]);
+
+impl fmt::Display for OutcomesWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, o) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            OutcomeWords(o).fmt(f)?;
+        }
+        Ok(())
     }
 }
 

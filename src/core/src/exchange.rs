@@ -6,6 +6,13 @@
 //! attempt's sequence number is a retransmission (the kernel keeps the ISN and the source
 //! port, RFC 9293 §3.8.1); a SYN with a new sequence number on a finished 4-tuple starts a
 //! new attempt. Live scans and replays feed the same tracker; time is an argument.
+//!
+//! Capture order is not wire order: a multi-queue NIC or a merged capture can store a
+//! SYN/ACK before the SYN it answers. A TCP segment that fits no attempt is therefore held
+//! for [`HOLD_NS`] of capture time (at most [`MAX_HELD`] at once); when a SYN starts an
+//! attempt on its 4-tuple, the held segments join it if their sequence numbers say they
+//! belong to it (a SYN/ACK's or RST's ACK must be the SYN's ISN + 1, RFC 9293 §3.5,
+//! §3.10.7.1), marked [`TracePacket::early`]. What is not claimed in time is unmatched.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,6 +33,36 @@ pub const MAX_TRACE: usize = 24;
 /// finished attempts out, so this bounds what is in flight, not the length of a scan or
 /// a capture.
 pub const MAX_ATTEMPTS: usize = 1 << 20;
+
+/// How long (capture time) a segment that fits no attempt waits for its SYN: capture
+/// order differs from wire order by microseconds to milliseconds (per-queue buffers, a
+/// merge of two interfaces' captures), far less than any retransmission timeout.
+pub const HOLD_NS: u64 = 300_000_000;
+
+/// At most this many segments are held at once; beyond, they are unmatched at once (a
+/// capture that starts in the middle of many connections must not grow memory).
+pub const MAX_HELD: usize = 4096;
+
+/// A segment waiting for its SYN.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    ts: Timestamp,
+    seg: TcpSegment,
+}
+
+/// A 4-tuple without orientation: the held segment's direction is known only once its
+/// SYN says who the client is.
+type PairKey = (SocketAddr, SocketAddr);
+
+fn pair_key(a: SocketAddr, b: SocketAddr) -> PairKey {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// Sequence numbers are compared modulo 2^32 (RFC 9293 §3.4): `x` is within `window` at or
+/// after `base`.
+fn seq_within(x: u32, base: u32, window: u32) -> bool {
+    x.wrapping_sub(base) < window
+}
 
 /// One attempt's 4-tuple, oriented: `scanner` sent the SYN, `target` received it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,8 +111,21 @@ pub struct TracePacket {
     pub win: u16,
     /// The scanner's port of the attempt this packet belongs to.
     pub scanner_port: u16,
+    /// The address of the attempt's client (the side that sent the SYN): two clients can
+    /// share a source port, so `scanner_port` alone does not name the attempt.
+    pub client: IpAddr,
     /// An outgoing SYN that repeats an earlier SYN of the same attempt.
     pub retransmission: bool,
+    /// The TCP header was captured only up to its fixed 20 bytes (snap length or an IP
+    /// fragment boundary): its options are unknown.
+    pub cut: bool,
+    /// AccECN's AE flag (header byte 12's low bit), beside the eight in `kind`.
+    pub ae: bool,
+    /// TCP payload bytes the IP header declared (0 for an ICMP error).
+    pub payload_len: u32,
+    /// Stored in the capture before the SYN it answers, and matched to it afterwards by
+    /// 4-tuple and sequence numbers ([`Tracker`]'s hold).
+    pub early: bool,
 }
 
 impl TracePacket {
@@ -175,6 +225,11 @@ pub struct Tracker {
     stats: TrackerStats,
     /// Overrides MAX_ATTEMPTS.
     limit: Option<usize>,
+    /// Segments that fit no attempt yet, by their unoriented 4-tuple.
+    held: FxHashMap<PairKey, Vec<Held>>,
+    /// (arrival, 4-tuple) of held segments, oldest first, for expiry.
+    held_q: std::collections::VecDeque<(Timestamp, PairKey)>,
+    held_count: usize,
 }
 
 /// What one observation did to the tracker (for streaming callers).
@@ -309,8 +364,84 @@ impl Tracker {
         self.limit.unwrap_or(MAX_ATTEMPTS)
     }
 
+    /// The counters; segments still held count as unmatched (if their SYN comes later,
+    /// they join it and no longer count).
     pub fn stats(&self) -> TrackerStats {
-        self.stats
+        TrackerStats {
+            unmatched: self.stats.unmatched + self.held_count as u64,
+            ..self.stats
+        }
+    }
+
+    /// Segments held for their SYN.
+    pub fn held(&self) -> usize {
+        self.held_count
+    }
+
+    /// Holds a segment that fits no attempt, until its SYN comes or [`HOLD_NS`] passes.
+    fn hold(&mut self, ts: Timestamp, seg: &TcpSegment) {
+        if self.held_count >= MAX_HELD {
+            self.stats.unmatched += 1;
+            return;
+        }
+        let key = pair_key(
+            SocketAddr::new(seg.ip.src, seg.sport),
+            SocketAddr::new(seg.ip.dst, seg.dport),
+        );
+        self.held
+            .entry(key)
+            .or_default()
+            .push(Held { ts, seg: *seg });
+        self.held_q.push_back((ts, key));
+        self.held_count += 1;
+    }
+
+    /// Segments held longer than [`HOLD_NS`] before `now` are unmatched.
+    fn expire_held(&mut self, now: Timestamp) {
+        while let Some(&(ts, key)) = self.held_q.front() {
+            if now.since(ts) < HOLD_NS {
+                break;
+            }
+            self.held_q.pop_front();
+            if let Some(list) = self.held.get_mut(&key) {
+                let before = list.len();
+                list.retain(|h| now.since(h.ts) < HOLD_NS);
+                let gone = before - list.len();
+                self.held_count -= gone;
+                self.stats.unmatched += gone as u64;
+                if list.is_empty() {
+                    self.held.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// A SYN started the attempt in `idx`: held segments of its 4-tuple that belong to it
+    /// by their sequence numbers join it, in capture order.
+    fn claim_held(&mut self, idx: usize) {
+        let (key, isn) = {
+            let a = self.slots[idx].as_ref().expect("a live slot");
+            (a.key, a.isn)
+        };
+        let Some(isn) = isn else { return };
+        let pk = pair_key(key.scanner, key.target);
+        let Some(list) = self.held.remove(&pk) else {
+            return;
+        };
+        let (mine, rest): (Vec<Held>, Vec<Held>) =
+            list.into_iter().partition(|h| fits(&key, isn, &h.seg));
+        self.held_count -= mine.len();
+        if !rest.is_empty() {
+            self.held.insert(pk, rest);
+        }
+        for h in mine {
+            let dir = if SocketAddr::new(h.seg.ip.src, h.seg.sport) == key.scanner {
+                Dir::Out
+            } else {
+                Dir::In
+            };
+            self.apply(idx, h.ts, &h.seg, dir, true);
+        }
     }
 
     /// The attempts in flight, in no particular order.
@@ -397,6 +528,9 @@ impl Tracker {
         accept_new: impl Fn(&FlowKey) -> bool,
     ) -> Option<Touch> {
         self.stats.observations += 1;
+        if self.held_count > 0 {
+            self.expire_held(ts);
+        }
         match obs {
             Observation::Tcp(seg) => self.observe_tcp(ts, seg, accept_new),
             Observation::Icmp(err) => {
@@ -427,7 +561,12 @@ impl Tracker {
                     ack: 0,
                     win: 0,
                     scanner_port: key.scanner.port(),
+                    client: key.scanner.ip(),
                     retransmission: false,
+                    cut: false,
+                    ae: false,
+                    payload_len: 0,
+                    early: false,
                 });
                 Some(Touch {
                     slot: idx as u32,
@@ -487,10 +626,32 @@ impl Tracker {
             (None, None) => (None, Dir::In),
         };
         let Some(idx) = idx else {
-            self.stats.unmatched += 1;
+            if syn_only {
+                self.stats.unmatched += 1;
+            } else {
+                // Perhaps stored before its SYN: wait for it a little.
+                self.hold(ts, seg);
+            }
             return None;
         };
+        self.apply(idx, ts, seg, dir, false);
+        if started && self.held_count > 0 {
+            self.claim_held(idx);
+        }
         let a = self.slot(idx);
+        Some(Touch {
+            slot: idx as u32,
+            serial: a.serial,
+            started,
+        })
+    }
+
+    /// Adds a segment to the attempt in `idx`, seen in direction `dir`.
+    fn apply(&mut self, idx: usize, ts: Timestamp, seg: &TcpSegment, dir: Dir, early: bool) {
+        let syn_only = seg.flags.is_syn_only();
+        let a = self.slot(idx);
+        let fwd_self_connect =
+            SocketAddr::new(seg.ip.src, seg.sport) == SocketAddr::new(seg.ip.dst, seg.dport);
         let mut retransmission = false;
         if dir == Dir::Out && syn_only {
             match a.isn {
@@ -511,9 +672,10 @@ impl Tracker {
         }
         // On a self-connect every segment matches `fwd`; a SYN/ACK or RST there still
         // answers the attempt.
-        if dir == Dir::Out && fwd.is_self_connect() && !syn_only {
+        if dir == Dir::Out && fwd_self_connect && !syn_only {
             a.answered = true;
         }
+        let client = a.key.scanner.ip();
         a.push(TracePacket {
             ts,
             dir,
@@ -527,13 +689,29 @@ impl Tracker {
             ack: seg.ack,
             win: seg.window,
             scanner_port: fwd_scanner_port(dir, seg),
+            client,
             retransmission,
+            cut: seg.opts.cut,
+            ae: seg.opts.ae,
+            payload_len: seg.payload_len,
+            early,
         });
-        Some(Touch {
-            slot: idx as u32,
-            serial: a.serial,
-            started,
-        })
+    }
+}
+
+/// Whether a held segment belongs to the attempt `key` whose SYN had sequence number
+/// `isn`: an answer (SYN/ACK, RST) must acknowledge exactly ISN + 1 (RFC 9293 §3.5,
+/// §3.10.7.1); any other segment must acknowledge (from the target) or carry (from the
+/// client) a sequence number within 2^30 after it.
+fn fits(key: &FlowKey, isn: u32, seg: &TcpSegment) -> bool {
+    let next = isn.wrapping_add(1);
+    let from_client = SocketAddr::new(seg.ip.src, seg.sport) == key.scanner;
+    if from_client {
+        !seg.flags.syn() && seq_within(seg.seq, next, 1 << 30)
+    } else if seg.flags.syn() || seg.flags.rst() {
+        seg.flags.ack() && seg.ack == next
+    } else {
+        seg.flags.ack() && seq_within(seg.ack, next, 1 << 30)
     }
 }
 
@@ -709,6 +887,70 @@ mod tests {
             6,
             "their SYNs and RSTs are counted, not kept"
         );
+    }
+
+    fn seg_ack(src: &str, dst: &str, flags: u8, seq: u32, ack: u32) -> Observation {
+        let mut o = seg(src, dst, flags, seq, 63);
+        if let Observation::Tcp(t) = &mut o {
+            t.ack = ack;
+        }
+        o
+    }
+
+    const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const A: u8 = TcpFlags::ACK;
+
+    #[test]
+    fn a_syn_ack_stored_before_its_syn_joins_it_by_sequence_numbers() {
+        let mut tr = Tracker::new();
+        feed(&mut tr, 0, &seg_ack(T, S, SA, 900, 6));
+        assert_eq!(tr.held(), 1);
+        assert_eq!(
+            tr.stats().unmatched,
+            1,
+            "held counts as unmatched until claimed"
+        );
+        feed(&mut tr, 0, &seg(S, T, SYN, 5, 64));
+        feed(&mut tr, 1, &seg_ack(S, T, A, 6, 901));
+        assert_eq!(tr.held(), 0);
+        assert_eq!(tr.stats().unmatched, 0);
+        let a = &tr.snapshot()[0];
+        assert!(a.answered);
+        assert_eq!(a.packets.len(), 3);
+        assert!(a.packets[1].early && a.packets[1].dir == Dir::In);
+        assert!(!a.packets[2].early);
+    }
+
+    #[test]
+    fn a_held_answer_with_the_wrong_ack_or_too_old_is_not_claimed() {
+        let mut tr = Tracker::new();
+        // Acknowledges another ISN: not this SYN's answer.
+        feed(&mut tr, 0, &seg_ack(T, S, RA, 0, 77));
+        feed(&mut tr, 0, &seg(S, T, SYN, 5, 64));
+        assert!(!tr.snapshot()[0].answered);
+        assert_eq!(tr.snapshot()[0].packets.len(), 1);
+        // A SYN/ACK held longer than HOLD_NS is given up.
+        let other = "198.18.1.1:40001";
+        feed(&mut tr, 10, &seg_ack(T, other, SA, 900, 6));
+        feed(
+            &mut tr,
+            10 + HOLD_NS / 1_000_000 + 1,
+            &seg(other, T, SYN, 5, 64),
+        );
+        assert_eq!(tr.snapshot()[1].packets.len(), 1);
+        assert_eq!(tr.held(), 0);
+        assert_eq!(tr.stats().unmatched, 2);
+    }
+
+    #[test]
+    fn held_segments_are_bounded() {
+        let mut tr = Tracker::new();
+        for i in 0..(MAX_HELD as u32 + 10) {
+            let src = format!("198.18.2.1:{}", 1 + i % 60000);
+            feed(&mut tr, 0, &seg_ack(&src, S, A, i, 0));
+        }
+        assert_eq!(tr.held(), MAX_HELD);
+        assert_eq!(tr.stats().unmatched, MAX_HELD as u64 + 10);
     }
 
     #[test]

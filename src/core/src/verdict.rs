@@ -132,6 +132,19 @@ pub struct LiveFacts {
     pub attempts_limit_reached: Option<usize>,
 }
 
+/// How many attempts at one (target, port) ended one way: a capture of many clients can
+/// show a port answering some and resetting others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub reason: Reason,
+    pub responder: Responder,
+    pub count: u32,
+}
+
+/// A port's trace keeps the packets of this many attempts (plus the first attempt of each
+/// outcome not among them); the rest are counted in [`PortVerdict::left_out`].
+pub const TRACE_ATTEMPTS: usize = 4;
+
 /// One port's verdict and the packets that explain it.
 #[derive(Clone, Debug)]
 pub struct PortVerdict {
@@ -151,6 +164,13 @@ pub struct PortVerdict {
     pub observed: bool,
     /// Something the reader must know about the verdict itself.
     pub note: Option<Note>,
+    /// When the attempts disagree (several outcomes), how many ended each way, in order
+    /// of first appearance; empty when they agree. An unanswered attempt followed by
+    /// another from the same client is a retry, not an outcome of its own.
+    pub outcomes: Vec<Outcome>,
+    /// Packets of the attempts beyond [`TRACE_ATTEMPTS`] left out of `trace`, and packets
+    /// beyond an attempt's own cap.
+    pub left_out: u32,
 }
 
 impl PortVerdict {
@@ -251,6 +271,50 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     out
 }
 
+/// One connection attempt's verdict: the view of a capture of real traffic, one row per
+/// (client, source port, target, port) attempt, as Zeek's conn.log.
+#[derive(Clone, Debug)]
+pub struct ConnectionVerdict {
+    /// The side that sent the SYN.
+    pub client: SocketAddr,
+    /// The attempt judged on its own packets (`attempts` is 1), against its target's
+    /// baseline from every attempt.
+    pub verdict: PortVerdict,
+    /// SYNs the client sent in this attempt (the first and its retransmissions).
+    pub syns: u32,
+}
+
+/// Judges each attempt on its own, in the order they began (replay's `--connections`).
+pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
+    let mut baselines: FxHashMap<IpAddr, Baseline> = FxHashMap::default();
+    let mut ips: Vec<IpAddr> = attempts.iter().map(|a| a.key.target.ip()).collect();
+    ips.sort_unstable();
+    ips.dedup();
+    for ip in ips {
+        let base = Baseline::of(ip, attempts.iter().filter(|a| a.key.target.ip() == ip));
+        baselines.insert(ip, base);
+    }
+    let mut memos: FxHashMap<IpAddr, RstMemo> = FxHashMap::default();
+    let mut out: Vec<ConnectionVerdict> = attempts
+        .into_iter()
+        .map(|a| {
+            let ip = a.key.target.ip();
+            let client = a.key.scanner;
+            let syns = a.syns_sent() as u32;
+            let base = &baselines[&ip];
+            let memo = memos.entry(ip).or_default();
+            let verdict = judge_port(a.key.target, vec![a], base, None, None, memo);
+            ConnectionVerdict {
+                client,
+                verdict,
+                syns,
+            }
+        })
+        .collect();
+    out.sort_by_key(|c| c.verdict.started);
+    out
+}
+
 /// Distinct target ports among attempts sorted by port.
 fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
     let key = |k: &u32| slots[*k as usize].as_ref().map(|a| a.key.target);
@@ -296,6 +360,13 @@ fn judge_port(
         .min()
         .unwrap_or_default();
     let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
+    // Several attempts: each is judged on its own packets, to count how they ended.
+    let (outcomes, keep) = if ours.len() > 1 {
+        attempt_outcomes(&ours, base, memo)
+    } else {
+        (Vec::new(), None)
+    };
+    let capped: u32 = ours.iter().map(|a| a.dropped_packets).sum();
     // The trace takes the attempts' packets over (no copy: a full-range scan has 65,535).
     let mut trace: Vec<TracePacket> = if ours.len() == 1 {
         ours.into_iter()
@@ -320,6 +391,8 @@ fn judge_port(
         attempts: n_attempts,
         observed: true,
         note: None,
+        outcomes,
+        left_out: capped,
     };
     let probes_real: Vec<&ProbeRecord> = probes
         .into_iter()
@@ -327,7 +400,15 @@ fn judge_port(
         .filter(|p| p.outcome != ConnectOutcome::SelfConnect)
         .collect();
 
-    if decide_from_packets(&mut v, self_connects > 0, base, memo) {
+    let decided = decide_from_packets(&mut v, self_connects > 0, base, memo);
+    // Decided on every packet; shown: the first attempts and one of each outcome.
+    if let Some(keep) = keep {
+        let before = v.trace.len();
+        v.trace
+            .retain(|p| keep.contains(&(p.client, p.scanner_port)));
+        v.left_out += (before - v.trace.len()) as u32;
+    }
+    if decided {
         return v;
     }
     // No answer in the packets.
@@ -374,6 +455,71 @@ fn judge_port(
         }
     }
     v
+}
+
+/// How each attempt at one port ended, judged on its own packets, counted when they
+/// disagree; and, past [`TRACE_ATTEMPTS`], the (client, source port) of the attempts whose
+/// packets the trace keeps. Attempts are in the order they were made.
+fn attempt_outcomes(
+    attempts: &[Attempt],
+    base: &Baseline,
+    memo: &mut RstMemo,
+) -> (Vec<Outcome>, Option<Vec<(IpAddr, u16)>>) {
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut keep: Vec<(IpAddr, u16)> = Vec::new();
+    for (i, a) in attempts.iter().enumerate() {
+        if a.key.is_self_connect() {
+            continue;
+        }
+        let mut scratch = PortVerdict {
+            target: a.key.target,
+            state: State::Filtered,
+            reason: Reason::NoResponse,
+            responder: Responder::Unknown,
+            evidence: Vec::new(),
+            trace: Vec::new(),
+            started: a.started,
+            attempts: 1,
+            observed: true,
+            note: None,
+            outcomes: Vec::new(),
+            left_out: 0,
+        };
+        decide_from_trace(&mut scratch, &a.packets, false, base, memo);
+        let client = a.key.scanner.ip();
+        let retried = scratch.reason == Reason::NoResponse
+            && attempts[i + 1..]
+                .iter()
+                .any(|b| b.key.scanner.ip() == client && !b.key.is_self_connect());
+        let id = (client, a.key.scanner.port());
+        if i < TRACE_ATTEMPTS {
+            keep.push(id);
+        }
+        if retried {
+            continue;
+        }
+        match outcomes
+            .iter_mut()
+            .find(|o| o.reason == scratch.reason && o.responder == scratch.responder)
+        {
+            Some(o) => o.count += 1,
+            None => {
+                if !keep.contains(&id) {
+                    keep.push(id);
+                }
+                outcomes.push(Outcome {
+                    reason: scratch.reason,
+                    responder: scratch.responder,
+                    count: 1,
+                });
+            }
+        }
+    }
+    if outcomes.len() < 2 {
+        outcomes.clear();
+    }
+    let keep = (attempts.len() > TRACE_ATTEMPTS).then_some(keep);
+    (outcomes, keep)
 }
 
 /// Every attempt at the port connected to itself (TCP simultaneous open): closed.
@@ -470,6 +616,27 @@ fn decide_from_trace(
                 ttl: p.ttl,
             });
         }
+        return true;
+    }
+    // Nothing answered in the capture, but the client acknowledged a server ISN after its
+    // SYN: only a SYN/ACK gives it that number (RFC 9293 §3.5), so the handshake completed
+    // and the server's direction was not captured. Not a self-connect's own ACK.
+    let acked = trace.iter().find(|p| {
+        p.dir == Dir::Out
+            && !(has_self_connect && p.scanner_port == self_port)
+            && p.flags().is_some_and(|f| f.ack() && !f.syn() && !f.rst())
+    });
+    if let Some(p) = acked {
+        let data = trace
+            .iter()
+            .filter(|d| d.dir == Dir::Out && d.scanner_port == p.scanner_port)
+            .map(|d| d.payload_len)
+            .sum();
+        v.state = State::Open;
+        v.reason = Reason::AckImpliesSynAck;
+        v.responder = Responder::Unknown;
+        v.evidence
+            .push(Evidence::ClientAckedServer { ack: p.ack, data });
         return true;
     }
     false

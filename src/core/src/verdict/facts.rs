@@ -40,6 +40,11 @@ pub enum Reason {
     /// host's name; what came after our ACK (the real stack's RST, or its window) decides.
     /// nmap has no word for it.
     SynProxy,
+    /// No answer was captured, but the client acknowledged the server's initial sequence
+    /// number, which it can only have learnt from a SYN/ACK (RFC 9293 §3.5): the handshake
+    /// completed, and the server's direction is missing from the capture (one-sided
+    /// captures: a mirror of one direction, asymmetric routing). nmap has no word for it.
+    AckImpliesSynAck,
 }
 
 impl Reason {
@@ -58,6 +63,7 @@ impl Reason {
             Reason::LocalProhibited => "local-prohibited",
             Reason::Error => "error",
             Reason::SynProxy => "syn-proxy",
+            Reason::AckImpliesSynAck => "ack-implies-syn-ack",
         }
     }
 }
@@ -184,6 +190,9 @@ pub enum Evidence {
     AfterProxyAck(AfterProxy),
     /// Nothing from this target to compare the RST with.
     NoBaseline,
+    /// No answer captured, yet the client acknowledged `ack` (the server's ISN + 1) and
+    /// sent `data` payload bytes: it received a SYN/ACK the capture does not hold.
+    ClientAckedServer { ack: u32, data: u32 },
     /// An ICMP error from the target's own address (a firewall rule on the host).
     IcmpFromTarget { kind: IcmpKind, ttl: u8 },
     /// An ICMP error from another address on the path.

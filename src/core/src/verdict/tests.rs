@@ -807,3 +807,36 @@ fn dscp_classes() {
     assert_eq!(DscpMatch::of(12, 10), DscpMatch::Other);
     assert_eq!(DscpMatch::of(46, 44), DscpMatch::Other);
 }
+
+#[test]
+fn a_client_ack_of_the_servers_isn_without_a_captured_answer_is_open_not_filtered() {
+    let mut lab = Lab::new();
+    lab.syn(0, 40001, 443, 0);
+    lab.feed(
+        1,
+        tcp_v4(
+            SCANNER,
+            TARGET,
+            TcpSpec::new(40001, 443, TcpFlags::ACK)
+                .seq(1000 + 443 + 1)
+                .ack(777_001),
+        )
+        .raw(),
+    );
+    // A bare SYN, for contrast: nothing proves more than silence.
+    lab.syn(2, 40002, 444, 0);
+    let vs = lab.verdicts();
+    let v = port(&vs, 443);
+    assert_eq!(
+        (v.state, v.reason, v.responder),
+        (State::Open, Reason::AckImpliesSynAck, Responder::Unknown)
+    );
+    assert!(v.has(|e| matches!(
+        e,
+        Evidence::ClientAckedServer {
+            ack: 777_001,
+            data: 0
+        }
+    )));
+    assert_eq!(port(&vs, 444).reason, Reason::NoResponse);
+}
