@@ -31,6 +31,8 @@ struct PacketJson {
     dir: &'static str,
     flags: Label,
     t_ms: f64,
+    /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds.
+    ts: super::run::Rfc3339,
     ttl: u8,
     seq: u32,
     ack: u32,
@@ -62,6 +64,7 @@ impl Serialize for Trace<'_> {
             },
             flags: Label(p.kind),
             t_ms: t_ms(p, v),
+            ts: super::run::Rfc3339(p.ts),
             ttl: p.ttl,
             seq: p.seq,
             ack: p.ack,
@@ -195,6 +198,8 @@ pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
 pub struct JsonSink<W: Write> {
     out: W,
     book: Phrasebook,
+    /// The `"type":"run"` object, written before the first result.
+    header: Option<serde_json::Value>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -202,12 +207,28 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             book: Phrasebook::default(),
+            header: None,
         }
+    }
+
+    /// Starts the output with the run's `"type":"run"` object ([`super::run::RunInfo`]).
+    pub fn with_run(mut self, run: &super::run::RunInfo) -> Self {
+        self.header = Some(run.json());
+        self
+    }
+
+    fn write_header(&mut self) -> io::Result<()> {
+        if let Some(h) = self.header.take() {
+            serde_json::to_writer(&mut self.out, &h)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 }
 
 impl<W: Write> Sink for JsonSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        self.write_header()?;
         for v in t.verdicts {
             serde_json::to_writer(&mut self.out, &port_json(v, &self.book))?;
             self.out.write_all(b"\n")?;
@@ -216,6 +237,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        self.write_header()?;
         let summary = SummaryJson {
             kind: "summary",
             ports: s.ports,
