@@ -38,6 +38,8 @@ fn parse(out: &Output) -> Scan {
                 ports.insert(v["port"].as_u64().unwrap() as u16, v);
             }
             Some("summary") => summary = v,
+            // A scan's JSON Lines start with the run object (issue 11).
+            Some("run") => {}
             other => panic!("unexpected object type {other:?}"),
         }
     }

@@ -199,7 +199,7 @@ pub struct JsonSink<W: Write> {
     out: W,
     book: Phrasebook,
     /// The `"type":"run"` object, written before the first result.
-    header: Option<serde_json::Value>,
+    header: Option<String>,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -219,7 +219,7 @@ impl<W: Write> JsonSink<W> {
 
     fn write_header(&mut self) -> io::Result<()> {
         if let Some(h) = self.header.take() {
-            serde_json::to_writer(&mut self.out, &h)?;
+            self.out.write_all(h.as_bytes())?;
             self.out.write_all(b"\n")?;
         }
         Ok(())

@@ -12,10 +12,13 @@ use synack_core::verdict::{PortVerdict, Reason, State};
 /// table) do.
 pub const COLLAPSE_OVER: usize = 25;
 
+/// A state collapsed into nmap's `extraports`: the state, its reasons with their
+/// counts, and its port count.
+pub type Extra = (State, Vec<(&'static str, usize)>, usize);
+
 /// A target's ports as nmap writes them.
 pub struct NmapPorts<'a> {
-    /// (state, [(reason, count)], total) collapsed into `extraports`.
-    pub extra: Vec<(State, Vec<(&'static str, usize)>, usize)>,
+    pub extra: Vec<Extra>,
     /// Ports listed one by one, in port order.
     pub listed: Vec<&'a PortVerdict>,
 }
@@ -73,7 +76,7 @@ pub fn reason_ttl_ip(v: &PortVerdict) -> (u8, Option<IpAddr>) {
     }
 }
 
-/// The service name nmap's table gives the port, "unknown" outside its top 1,000.
+/// The service name nmap-services gives the port, "unknown" (as nmap says) for others.
 pub fn service(port: u16) -> &'static str {
     synack_core::targets::service_name(port).unwrap_or("unknown")
 }

@@ -45,7 +45,7 @@ impl RunInfo {
 
     /// The first JSON Lines object: `{"type":"run","version":…,"args":[…],"start":…,
     /// "targets":[…],"ports":"22,80-90"}`.
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> String {
         #[derive(Serialize)]
         struct RunJson<'a> {
             #[serde(rename = "type")]
@@ -56,7 +56,7 @@ impl RunInfo {
             targets: &'a [String],
             ports: String,
         }
-        serde_json::to_value(RunJson {
+        serde_json::to_string(&RunJson {
             kind: "run",
             version: &self.version,
             args: &self.args,

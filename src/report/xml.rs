@@ -189,11 +189,7 @@ impl<W: Write> Sink for XmlSink<W> {
         }
         s.push_str("</hostnames>\n<ports>");
         for (state, reasons, n) in &extra {
-            let _ = write!(
-                s,
-                "<extraports state=\"{}\" count=\"{n}\">\n",
-                state.as_str()
-            );
+            let _ = writeln!(s, "<extraports state=\"{}\" count=\"{n}\">", state.as_str());
             for (reason, count) in reasons {
                 let _ = writeln!(
                     s,

@@ -4,8 +4,8 @@
 //! [`Resolver`] trait so tests never touch DNS ([`SystemResolver`] is the real one).
 //!
 //! Port syntax follows nmap's `-p`: `22,80`, `1-1024`, `-` (all of 1-65535), `-100`
-//! (1-100), `60000-` (60000-65535), service names (`ssh,http`: every port of nmap's top
-//! 1,000 with that name), a `T:` prefix (TCP, what synack scans), and combinations;
+//! (1-100), `60000-` (60000-65535), service names (`ssh,http`: every TCP port nmap-services
+//! gives that name), a `T:` prefix (TCP, what synack scans), and combinations;
 //! `U:` and `S:` (UDP, SCTP) are refused, naming why. Target syntax: IPv4 and IPv6
 //! literals (IPv6 optionally in brackets), hostnames, and CIDR blocks of at most
 //! [`MAX_CIDR_ADDRESSES`] addresses. nmap's octet ranges (`198.18.0.1-5`) are not
@@ -65,7 +65,7 @@ pub enum SpecError {
     CidrTooLarge { block: String, host_bits: u8 },
     /// No target specification at all.
     NoTargets,
-    /// A service name nmap's top 1,000 TCP ports do not have.
+    /// A service name nmap-services has no TCP port for.
     UnknownService { name: String, spec: String },
     /// A `U:` or `S:` section: synack's connect() scans are TCP only.
     NotTcp { item: String, spec: String },
@@ -124,8 +124,8 @@ impl fmt::Display for SpecError {
             SpecError::NoTargets => f.write_str("no targets given"),
             SpecError::UnknownService { name, spec } => write!(
                 f,
-                "unknown service '{name}' in '-p {spec}': not a TCP service name among \
-                 nmap's top 1000 ports; give the port number"
+                "unknown service '{name}' in '-p {spec}': not a TCP service name of \
+                 nmap-services; give the port number"
             ),
             SpecError::NotTcp { item, spec } => write!(
                 f,
@@ -192,7 +192,7 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>, SpecError> {
         }
         if is_service_name(item) {
             let mut found = false;
-            for &(port, name) in crate::services::TOP_TCP.iter() {
+            for &(port, name) in crate::services::TCP_NAMES {
                 if name.eq_ignore_ascii_case(item) {
                     wanted[usize::from(port)] = true;
                     found = true;
@@ -260,12 +260,13 @@ pub fn top_ports(n: usize) -> Result<Vec<u16>, SpecError> {
     Ok(ports)
 }
 
-/// The service nmap-services names for a TCP port among its top 1,000 (`22` → `ssh`).
+/// The service nmap-services names for a TCP port (`22` → `ssh`).
 pub fn service_name(port: u16) -> Option<&'static str> {
-    crate::services::TOP_TCP
-        .iter()
-        .find(|&&(p, _)| p == port)
-        .map(|&(_, n)| n)
+    let names = crate::services::TCP_NAMES;
+    names
+        .binary_search_by_key(&port, |&(p, _)| p)
+        .ok()
+        .map(|i| names[i].1)
 }
 
 /// Target specifications from one command-line argument or one `-iL` file: split at
