@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap setpriv:util-linux prlimit:util-linux; do
+for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap ndiff:ndiff xmllint:libxml2-utils setpriv:util-linux prlimit:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -145,7 +145,7 @@ fn plan(args: &ScanArgs) -> Result<Plan, String> {
         typed.extend(read_list(path, "-iL")?);
     }
     if typed.is_empty() {
-        return Err("no targets given (as arguments or with -iL FILE)".into());
+        return Err("no targets given: TARGET arguments or -iL FILE".into());
     }
     let mut excluded: Vec<String> = args
         .exclude
