@@ -21,7 +21,7 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
-command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.85+) is needed: https://rustup.rs" >&2; exit 1; }
+command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.88+) is needed: https://rustup.rs" >&2; exit 1; }
 
 # One closing line for the whole run (cargo prints one per test binary, and the last
 # binaries, the CLI and the example, have no tests of their own).

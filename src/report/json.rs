@@ -31,8 +31,10 @@ struct PacketJson {
     dir: &'static str,
     flags: Label,
     t_ms: f64,
-    /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds.
-    ts: super::run::Rfc3339,
+    /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds (in a
+    /// scan's output, the one that starts with a run object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<super::run::Rfc3339>,
     ttl: u8,
     seq: u32,
     ack: u32,
@@ -52,7 +54,8 @@ fn t_ms(p: &TracePacket, v: &PortVerdict) -> f64 {
     (p.ts.since(v.started) as f64 / 1e3).round() / 1e3
 }
 
-struct Trace<'a>(&'a PortVerdict);
+/// A port's packets; with absolute timestamps when `.1`.
+struct Trace<'a>(&'a PortVerdict, bool);
 
 impl Serialize for Trace<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -64,7 +67,7 @@ impl Serialize for Trace<'_> {
             },
             flags: Label(p.kind),
             t_ms: t_ms(p, v),
-            ts: super::run::Rfc3339(p.ts),
+            ts: self.1.then_some(super::run::Rfc3339(p.ts)),
             ttl: p.ttl,
             seq: p.seq,
             ack: p.ack,
@@ -152,7 +155,7 @@ struct PortJson<'a> {
     note: Option<NoteJson<'a>>,
 }
 
-fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
+fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook, ts: bool) -> PortJson<'a> {
     PortJson {
         kind: "port",
         target: Target(v.target.ip()),
@@ -163,7 +166,7 @@ fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
         evidence: EvidenceJson(&v.evidence, book),
         observed: v.observed,
         attempts: v.attempts,
-        trace: Trace(v),
+        trace: Trace(v, ts),
         note: v.note.as_ref().map(NoteJson),
     }
 }
@@ -186,7 +189,8 @@ struct SummaryJson<'a> {
 
 /// One port as a JSON value (for tests and embedding).
 pub fn port_object(v: &PortVerdict) -> serde_json::Value {
-    serde_json::to_value(port_json(v, &Phrasebook::default())).expect("plain data serialises")
+    serde_json::to_value(port_json(v, &Phrasebook::default(), false))
+        .expect("plain data serialises")
 }
 
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
@@ -200,6 +204,8 @@ pub struct JsonSink<W: Write> {
     book: Phrasebook,
     /// The `"type":"run"` object, written before the first result.
     header: Option<String>,
+    /// Packets carry `ts` (with the run object).
+    absolute: bool,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -208,12 +214,15 @@ impl<W: Write> JsonSink<W> {
             out,
             book: Phrasebook::default(),
             header: None,
+            absolute: false,
         }
     }
 
-    /// Starts the output with the run's `"type":"run"` object ([`super::run::RunInfo`]).
+    /// Starts the output with the run's `"type":"run"` object ([`super::run::RunInfo`])
+    /// and gives each packet its absolute time (`ts`) beside `t_ms`.
     pub fn with_run(mut self, run: &super::run::RunInfo) -> Self {
         self.header = Some(run.json());
+        self.absolute = true;
         self
     }
 
@@ -230,7 +239,8 @@ impl<W: Write> Sink for JsonSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
         self.write_header()?;
         for v in t.verdicts {
-            serde_json::to_writer(&mut self.out, &port_json(v, &self.book))?;
+            let ts = self.absolute;
+            serde_json::to_writer(&mut self.out, &port_json(v, &self.book, ts))?;
             self.out.write_all(b"\n")?;
         }
         self.out.flush()
