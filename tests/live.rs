@@ -240,6 +240,13 @@ fn written_capture_replays_to_the_same_verdicts() {
     assert_eq!(live.ports.len(), replay.ports.len());
     for (port, lv) in &live.ports {
         let rv = &replay.ports[port];
+        // A scan's packets carry their absolute time (`ts`, issue 11); replay's JSON does
+        // not have it yet, so the traces are compared without it.
+        let mut lv = lv.clone();
+        for p in lv["trace"].as_array_mut().unwrap() {
+            assert!(p["ts"].is_string(), "{p}");
+            p.as_object_mut().unwrap().remove("ts");
+        }
         for field in ["state", "reason", "responder", "evidence", "trace"] {
             assert_eq!(lv[field], rv[field], "port {port} field {field}");
         }

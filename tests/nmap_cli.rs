@@ -200,6 +200,26 @@ fn completions_and_man_page_come_from_the_clap_definitions() {
     assert_eq!(synack(&["completions", "tcsh"]).status.code(), Some(2));
 }
 
+#[test]
+fn color_always_never_and_no_color() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/capture-fixtures/any-nmap-v4.pcap"
+    );
+    let ansi = |args: &[&str]| {
+        let mut all = vec!["replay", fixture];
+        all.extend(args);
+        let out = synack(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        out.stdout.windows(2).any(|w| w == b"\x1b[")
+    };
+    // Piped: no colour unless asked for; --no-color still wins.
+    assert!(!ansi(&[]));
+    assert!(ansi(&["--color", "always"]));
+    assert!(!ansi(&["--color", "never"]));
+    assert!(!ansi(&["--color", "always", "--no-color"]));
+}
+
 // ---------------------------------------------------------------- in the lab
 
 #[test]
