@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap setpriv:util-linux prlimit:util-linux; do
+for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap ndiff:ndiff xmllint:libxml2-utils setpriv:util-linux prlimit:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 # replay --filter links libpcap (pcap_compile, pcap_offline_filter): its headers and .so.
@@ -23,7 +23,7 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
-command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.85+) is needed: https://rustup.rs" >&2; exit 1; }
+command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.88+) is needed: https://rustup.rs" >&2; exit 1; }
 
 # One closing line for the whole run (cargo prints one per test binary, and the last
 # binaries, the CLI and the example, have no tests of their own).

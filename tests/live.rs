@@ -38,6 +38,8 @@ fn parse(out: &Output) -> Scan {
                 ports.insert(v["port"].as_u64().unwrap() as u16, v);
             }
             Some("summary") => summary = v,
+            // A scan's JSON Lines start with the run object (issue 11).
+            Some("run") => {}
             other => panic!("unexpected object type {other:?}"),
         }
     }
@@ -238,6 +240,13 @@ fn written_capture_replays_to_the_same_verdicts() {
     assert_eq!(live.ports.len(), replay.ports.len());
     for (port, lv) in &live.ports {
         let rv = &replay.ports[port];
+        // A scan's packets carry their absolute time (`ts`, issue 11); replay's JSON does
+        // not have it yet, so the traces are compared without it.
+        let mut lv = lv.clone();
+        for p in lv["trace"].as_array_mut().unwrap() {
+            assert!(p["ts"].is_string(), "{p}");
+            p.as_object_mut().unwrap().remove("ts");
+        }
         for field in ["state", "reason", "responder", "evidence", "trace"] {
             assert_eq!(lv[field], rv[field], "port {port} field {field}");
         }

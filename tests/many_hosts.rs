@@ -44,6 +44,8 @@ fn timed_scan(ns: &str, args: &[&str]) -> (Vec<(Instant, Value)>, Value, Instant
         match v["type"].as_str() {
             Some("port") => ports.push((Instant::now(), v)),
             Some("summary") => summary = v,
+            // A scan's JSON Lines start with the run object (issue 11).
+            Some("run") => {}
             other => panic!("unexpected {other:?}"),
         }
     }

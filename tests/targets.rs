@@ -165,13 +165,11 @@ fn reversed_range_is_rejected_naming_it() {
 #[test]
 fn garbage_items_are_rejected_naming_them() {
     for (spec, item) in [
-        ("http", "http"),
-        ("22,abc", "abc"),
         ("+22", "+22"),
         ("22-80-90", "22-80-90"),
         ("--", "--"),
         ("1 2", "1 2"),
-        ("T:80", "T:80"),
+        ("X:80", "X:80"),
         ("0x50", "0x50"),
         ("80-9a", "80-9a"),
         ("٣", "٣"), // a non-ASCII digit
@@ -681,4 +679,89 @@ proptest! {
         prop_assert_eq!(t[0].addr, addr);
         prop_assert_eq!(t[0].display(), addr.to_string());
     }
+}
+
+#[test]
+fn service_names_and_tcp_prefixes_as_nmap_takes_them() {
+    assert_eq!(parse_ports("ssh,http").unwrap(), vec![22, 80, 8008]);
+    assert_eq!(parse_ports("T:22,T:80-81").unwrap(), vec![22, 80, 81]);
+    assert_eq!(parse_ports("HTTPS").unwrap(), vec![443]);
+    let e = parse_ports("22,abc").unwrap_err();
+    assert_eq!(
+        e,
+        SpecError::UnknownService {
+            name: "abc".into(),
+            spec: "22,abc".into()
+        }
+    );
+    assert!(e.to_string().contains("'abc'"), "{e}");
+    for spec in ["U:53", "T:22,U:53", "S:80"] {
+        let e = parse_ports(spec).unwrap_err();
+        assert!(matches!(e, SpecError::NotTcp { .. }), "{spec}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("TCP connect()") && !text.contains('\n'),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn top_ports_follow_nmaps_frequency_order() {
+    use synack_core::services::TOP_TCP;
+    use synack_core::targets::{service_name, top_ports};
+    // nmap's top 100 is synack's default list.
+    assert_eq!(top_ports(100).unwrap(), DEFAULT_PORTS);
+    assert_eq!(top_ports(1).unwrap(), vec![80]);
+    assert_eq!(
+        &TOP_TCP[..5].iter().map(|p| p.0).collect::<Vec<_>>(),
+        &[80, 23, 443, 21, 22]
+    );
+    assert_eq!(top_ports(1000).unwrap().len(), 1000);
+    assert!(top_ports(0).is_err());
+    assert!(top_ports(1001).unwrap_err().to_string().contains("'1001'"));
+    assert_eq!(service_name(22), Some("ssh"));
+    assert_eq!(service_name(47291), None);
+}
+
+#[test]
+fn target_lists_split_as_nmap_reads_them() {
+    use synack_core::targets::split_target_list;
+    assert_eq!(
+        split_target_list("198.18.2.1,198.18.2.2  lab.example\n# a comment\n2001:db8:2::1 # v6\n"),
+        vec!["198.18.2.1", "198.18.2.2", "lab.example", "2001:db8:2::1"]
+    );
+    // An nmap octet list stays whole, so its error names it.
+    assert_eq!(split_target_list("198.18.0.1,5"), vec!["198.18.0.1,5"]);
+    let e = target_err(
+        &split_target_list("198.18.0.1,5")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(e.contains("octet ranges"), "{e}");
+}
+
+#[test]
+fn exclusions_match_blocks_of_any_size() {
+    use synack_core::targets::Exclusions;
+    let ex = Exclusions::parse(
+        &[
+            "198.18.2.0/30".to_string(),
+            "10.0.0.0/8".into(),
+            "2001:db8::1".into(),
+        ],
+        &FakeResolver::new(),
+    )
+    .unwrap();
+    assert!(ex.contains(ip("198.18.2.3")));
+    assert!(!ex.contains(ip("198.18.2.4")));
+    assert!(ex.contains(ip("10.200.0.1")));
+    assert!(ex.contains(ip("2001:db8::1")));
+    assert!(!ex.contains(ip("2001:db8::2")));
+    let left = ex.apply(targets(&["198.18.2.0/29"]).unwrap());
+    assert_eq!(left.len(), 4);
+    assert_eq!(left[0].addr, ip("198.18.2.4"));
+    let e = Exclusions::parse(&["198.18.2.0/33".to_string()], &FakeResolver::new()).unwrap_err();
+    assert!(e.to_string().contains("'198.18.2.0/33'"), "{e}");
 }

@@ -47,6 +47,10 @@ pub struct ProbeConfig {
     /// takes every count-th (port, target) pair from `index`, and that share of the
     /// open-file limit.
     pub shard: (usize, usize),
+    /// nmap's `--host-timeout`: once this long has passed since a target's first attempt,
+    /// its unanswered attempts are not retried (each remaining port is still tried once,
+    /// so every port keeps a verdict) and the user is told once per target.
+    pub host_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -208,6 +212,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     let mut fresh_done = false;
     let mut emfile_noted = false;
     let mut last_timeout: Option<Instant> = None;
+    let mut hosts = HostClock::default();
 
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -236,6 +241,9 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     }
                 },
             };
+            if cfg.host_timeout.is_some() {
+                hosts.first.entry(job.0.ip()).or_insert(now);
+            }
             match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
                 Ok(Started::InFlight(slot)) => {
                     let f = slots[slot].as_ref().expect("just filled");
@@ -247,7 +255,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     if outcome != ConnectOutcome::SelfConnect {
                         rtt.sample(f.started.elapsed());
                     }
-                    finish(cfg, out, f, outcome, &mut retry);
+                    finish(cfg, out, f, outcome, &mut retry, &mut hosts);
                 }
                 Err(StartError::NoFds(job)) => {
                     // EMFILE/ENFILE: shrink the window to what is in flight and try again
@@ -313,7 +321,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             if !matches!(outcome, ConnectOutcome::SelfConnect) {
                 rtt.sample(f.started.elapsed());
             }
-            finish(cfg, out, f, outcome, &mut retry);
+            finish(cfg, out, f, outcome, &mut retry, &mut hosts);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
@@ -341,7 +349,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     ConnectOutcome::TimedOut
                 }
             };
-            finish(cfg, out, f, outcome, &mut retry);
+            finish(cfg, out, f, outcome, &mut retry, &mut hosts);
         }
     }
     // Interrupted: close what is in flight; those ports get no verdict.
@@ -447,6 +455,33 @@ fn start(
     }
 }
 
+/// When each target's first attempt started, for `--host-timeout`, and the targets
+/// whose time is up (told once).
+#[derive(Default)]
+struct HostClock {
+    first: rustc_hash::FxHashMap<IpAddr, Instant>,
+    expired: rustc_hash::FxHashSet<IpAddr>,
+}
+
+impl HostClock {
+    /// Whether `ip`'s host timeout has passed; the first time, tells the user.
+    fn expired(&mut self, cfg: &ProbeConfig, out: &mut Outbox<'_>, ip: IpAddr) -> bool {
+        let (Some(limit), Some(first)) = (cfg.host_timeout, self.first.get(&ip)) else {
+            return false;
+        };
+        if first.elapsed() < limit {
+            return false;
+        }
+        if self.expired.insert(ip) {
+            out.push(ProbeEvent::Notice(format!(
+                "--host-timeout {}: {ip} is past it; its unanswered ports are not retried",
+                crate::report::fmt_secs(limit.as_nanos() as u64)
+            )));
+        }
+        true
+    }
+}
+
 /// Records an ended attempt, closes its socket and queues a retry when one is due.
 fn finish(
     cfg: &ProbeConfig,
@@ -454,6 +489,7 @@ fn finish(
     f: InFlight,
     outcome: ConnectOutcome,
     retry: &mut VecDeque<Pending>,
+    hosts: &mut HostClock,
 ) {
     let record = ProbeRecord {
         scanner: f.local,
@@ -472,7 +508,9 @@ fn finish(
     }
     drop(f.fd);
     let again = match outcome {
-        ConnectOutcome::TimedOut => f.attempt <= cfg.retries,
+        ConnectOutcome::TimedOut => {
+            f.attempt <= cfg.retries && !hosts.expired(cfg, out, target.ip())
+        }
         // A socket connected to itself is not an answer from the port: try again from
         // another source port (it will not be chosen twice while this one was in use).
         ConnectOutcome::SelfConnect => f.self_connects < MAX_SELF_CONNECT_RETRIES,

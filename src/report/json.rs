@@ -36,6 +36,10 @@ struct PacketJson {
     dir: &'static str,
     flags: Label,
     t_ms: f64,
+    /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds (in a
+    /// scan's output, the one that starts with a run object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<super::run::Rfc3339>,
     ttl: u8,
     seq: u32,
     ack: u32,
@@ -63,7 +67,8 @@ fn t_ms(p: &TracePacket, v: &PortVerdict) -> f64 {
     (p.ts.since(v.started) as f64 / 1e3).round() / 1e3
 }
 
-struct Trace<'a>(&'a PortVerdict);
+/// A port's packets; with absolute timestamps when `.1`.
+struct Trace<'a>(&'a PortVerdict, bool);
 
 impl Serialize for Trace<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -75,6 +80,7 @@ impl Serialize for Trace<'_> {
             },
             flags: Label(p.kind, p.ae),
             t_ms: t_ms(p, v),
+            ts: self.1.then_some(super::run::Rfc3339(p.ts)),
             ttl: p.ttl,
             seq: p.seq,
             ack: p.ack,
@@ -198,7 +204,7 @@ impl Serialize for Outcomes<'_> {
     }
 }
 
-fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
+fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook, ts: bool) -> PortJson<'a> {
     PortJson {
         kind: "port",
         target: Target(v.target.ip()),
@@ -209,7 +215,7 @@ fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook) -> PortJson<'a> {
         evidence: EvidenceJson(&v.evidence, book),
         observed: v.observed,
         attempts: v.attempts,
-        trace: Trace(v),
+        trace: Trace(v, ts),
         note: v.note.as_ref().map(NoteJson),
         outcomes: Outcomes(&v.outcomes),
         left_out: v.left_out,
@@ -241,7 +247,8 @@ fn is_zero_usize(n: &usize) -> bool {
 
 /// One port as a JSON value (for tests and embedding).
 pub fn port_object(v: &PortVerdict) -> serde_json::Value {
-    serde_json::to_value(port_json(v, &Phrasebook::default())).expect("plain data serialises")
+    serde_json::to_value(port_json(v, &Phrasebook::default(), false))
+        .expect("plain data serialises")
 }
 
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
@@ -253,6 +260,10 @@ pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
 pub struct JsonSink<W: Write> {
     out: W,
     book: Phrasebook,
+    /// The `"type":"run"` object, written before the first result.
+    header: Option<String>,
+    /// Packets carry `ts` (with the run object).
+    absolute: bool,
 }
 
 impl<W: Write> JsonSink<W> {
@@ -260,14 +271,34 @@ impl<W: Write> JsonSink<W> {
         JsonSink {
             out,
             book: Phrasebook::default(),
+            header: None,
+            absolute: false,
         }
+    }
+
+    /// Starts the output with the run's `"type":"run"` object ([`super::run::RunInfo`])
+    /// and gives each packet its absolute time (`ts`) beside `t_ms`.
+    pub fn with_run(mut self, run: &super::run::RunInfo) -> Self {
+        self.header = Some(run.json());
+        self.absolute = true;
+        self
+    }
+
+    fn write_header(&mut self) -> io::Result<()> {
+        if let Some(h) = self.header.take() {
+            self.out.write_all(h.as_bytes())?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
 }
 
 impl<W: Write> Sink for JsonSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        self.write_header()?;
         for v in t.verdicts {
-            serde_json::to_writer(&mut self.out, &port_json(v, &self.book))?;
+            let ts = self.absolute;
+            serde_json::to_writer(&mut self.out, &port_json(v, &self.book, ts))?;
             self.out.write_all(b"\n")?;
         }
         self.out.flush()
@@ -283,6 +314,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        self.write_header()?;
         let summary = SummaryJson {
             kind: "summary",
             ports: s.ports,

@@ -7,10 +7,14 @@
 
 pub mod connections;
 pub mod explain;
+pub mod grepable;
 pub mod json;
 pub mod ladder;
+pub mod nmap_view;
+pub mod run;
 pub mod text;
 pub mod words;
+pub mod xml;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -174,6 +178,35 @@ pub trait Sink {
     }
     /// The end of the run.
     fn finish(&mut self, s: &RunSummary) -> io::Result<()>;
+}
+
+/// Several sinks fed the same results (stdout and the `-o*` files). Every sink gets
+/// every call even when one fails; the first error is returned.
+#[derive(Default)]
+pub struct Tee(pub Vec<Box<dyn Sink>>);
+
+impl Sink for Tee {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        let mut first = Ok(());
+        for s in &mut self.0 {
+            let r = s.target(t);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    fn finish(&mut self, summary: &RunSummary) -> io::Result<()> {
+        let mut first = Ok(());
+        for s in &mut self.0 {
+            let r = s.finish(summary);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
 }
 
 /// "1.0s", "250ms", "0.4ms".

@@ -3,7 +3,8 @@
 //!
 //! [`decode`] (frame → observation), [`exchange`] (observations → per-attempt
 //! exchanges), [`verdict`] (exchanges → state, reason, responder, typed evidence),
-//! [`capfile`] (pcap and pcapng files), [`targets`] (target and port specifications).
+//! [`capfile`] (pcap and pcapng files), [`targets`] (target and port specifications),
+//! [`services`] (nmap's top 1,000 TCP ports, generated), [`shard`] (`--shard I/N`).
 //! Words for people are the report's business (the `synack` crate): nothing here
 //! formats a sentence.
 
@@ -11,6 +12,8 @@ pub mod capfile;
 pub mod decode;
 pub mod exchange;
 pub mod frame;
+pub mod services;
+pub mod shard;
 pub mod stream;
 pub mod targets;
 #[cfg(any(test, feature = "testpkt"))]

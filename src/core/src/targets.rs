@@ -4,7 +4,9 @@
 //! [`Resolver`] trait so tests never touch DNS ([`SystemResolver`] is the real one).
 //!
 //! Port syntax follows nmap's `-p`: `22,80`, `1-1024`, `-` (all of 1-65535), `-100`
-//! (1-100), `60000-` (60000-65535), and combinations. Target syntax: IPv4 and IPv6
+//! (1-100), `60000-` (60000-65535), service names (`ssh,http`: every TCP port nmap-services
+//! gives that name), a `T:` prefix (TCP, what synack scans), and combinations;
+//! `U:` and `S:` (UDP, SCTP) are refused, naming why. Target syntax: IPv4 and IPv6
 //! literals (IPv6 optionally in brackets), hostnames, and CIDR blocks of at most
 //! [`MAX_CIDR_ADDRESSES`] addresses. nmap's octet ranges (`198.18.0.1-5`) are not
 //! supported; a CIDR block covers the same need.
@@ -63,6 +65,12 @@ pub enum SpecError {
     CidrTooLarge { block: String, host_bits: u8 },
     /// No target specification at all.
     NoTargets,
+    /// A service name nmap-services has no TCP port for.
+    UnknownService { name: String, spec: String },
+    /// A `U:` or `S:` section: synack's connect() scans are TCP only.
+    NotTcp { item: String, spec: String },
+    /// A `--top-ports` count outside 1-1000.
+    TopPortsOutOfRange { count: String },
 }
 
 impl fmt::Display for SpecError {
@@ -114,6 +122,20 @@ impl fmt::Display for SpecError {
                 )
             }
             SpecError::NoTargets => f.write_str("no targets given"),
+            SpecError::UnknownService { name, spec } => write!(
+                f,
+                "unknown service '{name}' in '-p {spec}': not a TCP service name of \
+                 nmap-services; give the port number"
+            ),
+            SpecError::NotTcp { item, spec } => write!(
+                f,
+                "'{item}' in '-p {spec}' is not TCP: synack makes TCP connect() scans only \
+                 (use T: or no prefix)"
+            ),
+            SpecError::TopPortsOutOfRange { count } => write!(
+                f,
+                "invalid --top-ports '{count}': synack knows nmap's top 1 to 1000 TCP ports"
+            ),
         }
     }
 }
@@ -149,9 +171,40 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>, SpecError> {
     // 65536 flags: duplicates vanish and the result comes out sorted for free.
     let mut wanted = vec![false; 1 << 16];
     for raw in spec.split(',') {
-        let item = raw.trim();
+        let mut item = raw.trim();
+        // nmap's protocol prefixes: T: (TCP) stays, U: (UDP) and S: (SCTP) cannot.
+        if let Some((proto, rest)) = item.split_once(':')
+            && proto.len() == 1
+        {
+            match proto {
+                "T" | "t" => item = rest.trim(),
+                "U" | "u" | "S" | "s" => {
+                    return Err(SpecError::NotTcp {
+                        item: raw.trim().into(),
+                        spec: spec.into(),
+                    });
+                }
+                _ => {}
+            }
+        }
         if item.is_empty() {
             return Err(SpecError::EmptyPortItem { spec: spec.into() });
+        }
+        if is_service_name(item) {
+            let mut found = false;
+            for &(port, name) in crate::services::TCP_NAMES {
+                if name.eq_ignore_ascii_case(item) {
+                    wanted[usize::from(port)] = true;
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(SpecError::UnknownService {
+                    name: item.into(),
+                    spec: spec.into(),
+                });
+            }
+            continue;
         }
         let (start, end) = match item.split_once('-') {
             None => {
@@ -180,6 +233,141 @@ pub fn parse_ports(spec: &str) -> Result<Vec<u16>, SpecError> {
         }
     }
     Ok((1..=u16::MAX).filter(|&p| wanted[usize::from(p)]).collect())
+}
+
+/// A service name as nmap-services spells them: a letter first, then letters, digits,
+/// `-`, `_`, `.`, `/` (`http-alt`, `ms-wbt-server`).
+fn is_service_name(item: &str) -> bool {
+    item.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+        && item
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+}
+
+/// nmap's `--top-ports n`: the n most frequently open TCP ports of nmap-services (the
+/// generated [`crate::services::TOP_TCP`]), sorted ascending. `n` is 1 to 1000.
+pub fn top_ports(n: usize) -> Result<Vec<u16>, SpecError> {
+    if !(1..=crate::services::TOP_TCP.len()).contains(&n) {
+        return Err(SpecError::TopPortsOutOfRange {
+            count: n.to_string(),
+        });
+    }
+    let mut ports: Vec<u16> = crate::services::TOP_TCP[..n]
+        .iter()
+        .map(|&(p, _)| p)
+        .collect();
+    ports.sort_unstable();
+    Ok(ports)
+}
+
+/// The service nmap-services names for a TCP port (`22` → `ssh`).
+pub fn service_name(port: u16) -> Option<&'static str> {
+    let names = crate::services::TCP_NAMES;
+    names
+        .binary_search_by_key(&port, |&(p, _)| p)
+        .ok()
+        .map(|i| names[i].1)
+}
+
+/// Target specifications from one command-line argument or one `-iL` file: split at
+/// commas, spaces, tabs and newlines as nmap does; `#` starts a comment to the end of
+/// the line in a file. A comma list that looks like an nmap octet list (`198.18.0.1,5`)
+/// is kept whole, so that its error names it.
+pub fn split_target_list(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        for word in line.split_whitespace() {
+            let parts: Vec<&str> = word.split(',').collect();
+            let octets = parts.len() > 1
+                && parts[1..].iter().any(|p| {
+                    !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit() || b"-*".contains(&b))
+                });
+            if octets {
+                out.push(word.to_string());
+            } else {
+                out.extend(
+                    parts
+                        .iter()
+                        .filter(|p| !p.is_empty())
+                        .map(|p| p.to_string()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Addresses left out of a scan (`--exclude`, `--excludefile`): address blocks matched
+/// by prefix, so excluding a /8 costs nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Exclusions(Vec<(IpAddr, u8)>);
+
+impl Exclusions {
+    /// Parses exclusion specs (addresses, CIDR blocks of any size, hostnames: every
+    /// address of the name is excluded).
+    pub fn parse(specs: &[String], resolver: &dyn Resolver) -> Result<Exclusions, SpecError> {
+        let mut blocks = Vec::new();
+        for raw in specs {
+            let spec = raw.trim();
+            if let Some((addr_text, prefix_text)) = spec.rsplit_once('/') {
+                let bad = |reason: &str| SpecError::InvalidCidr {
+                    block: spec.into(),
+                    reason: reason.into(),
+                };
+                let addr = match parse_literal(addr_text) {
+                    Ok(Some(a)) => a,
+                    _ => return Err(bad("the address must be an IPv4 or IPv6 literal")),
+                };
+                let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
+                match prefix_text.parse::<u8>() {
+                    Ok(p) if p <= bits && prefix_text.bytes().all(|b| b.is_ascii_digit()) => {
+                        blocks.push((addr, p))
+                    }
+                    _ => return Err(bad(&format!("prefix length must be 0 to {bits}"))),
+                }
+            } else if let Some(addr) = parse_literal(spec)? {
+                blocks.push((addr, if addr.is_ipv4() { 32 } else { 128 }));
+            } else {
+                check_hostname(spec)?;
+                let addrs = resolver
+                    .resolve(spec)
+                    .map_err(|reason| SpecError::UnknownHost {
+                        host: spec.into(),
+                        reason,
+                    })?;
+                blocks.extend(
+                    addrs
+                        .into_iter()
+                        .map(|a| (a, if a.is_ipv4() { 32 } else { 128 })),
+                );
+            }
+        }
+        Ok(Exclusions(blocks))
+    }
+
+    /// Whether `ip` is in one of the blocks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|&(net, prefix)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        })
+    }
+
+    /// The targets not excluded, in order.
+    pub fn apply(&self, targets: Vec<Target>) -> Vec<Target> {
+        targets
+            .into_iter()
+            .filter(|t| !self.contains(t.addr))
+            .collect()
+    }
 }
 
 /// One port number of `item` (part of `spec`). Only ASCII digits are accepted: `str::parse`
