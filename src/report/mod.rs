@@ -224,7 +224,7 @@ pub fn packet_label(p: &TracePacket) -> String {
 
 /// Per-target summary line: who answered how, e.g.
 /// "198.18.2.1: 2 open · 1 closed by the host's stack · 1 reset by a firewall on the host ·
-/// 1 reset by a device 1 hop closer (86) · 2 dropped · 1 rejected with ICMP by 198.18.1.254".
+/// 1 reset by a device 1 hop closer (86) · 2 unanswered · 1 rejected with ICMP by 198.18.1.254".
 pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
     let mut parts: Vec<String> = Vec::new();
     // Labels in order of first appearance, each with its ports. Most labels are static,
@@ -255,7 +255,9 @@ pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
                 "reset, sender inconclusive".into()
             }
             (_, Reason::Reset, Responder::Unknown) => "reset (sender not attributed)".into(),
-            (_, Reason::NoResponse, _) => "dropped".into(),
+            // What the packets show, not a cause they cannot show (a DROP rule, a host that is
+            // down, a full accept queue all look alike).
+            (_, Reason::NoResponse, _) => "unanswered".into(),
             (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
                 let from = v
                     .trace
