@@ -9,6 +9,7 @@ pub mod connections;
 pub mod explain;
 pub mod grepable;
 pub mod json;
+pub mod json_port;
 pub mod ladder;
 pub mod nmap_view;
 pub mod run;
