@@ -215,7 +215,12 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         .collect();
     // Attempts in port order (stable: each port's attempts stay in the order made).
     let mut order: Vec<u32> = (0..attempts.len() as u32).collect();
-    order.sort_by_key(|&i| attempts[i as usize].key.target);
+    // By port, and within a port in the order the attempts were made (their serial;
+    // attempts built outside a tracker all have 0 and keep the order they came in).
+    order.sort_by_key(|&i| {
+        let a = &attempts[i as usize];
+        (a.key.target, a.serial())
+    });
     // In a live scan every probed port gets a verdict, and only those.
     let mut probed: Vec<SocketAddr> = live
         .map(|l| l.probes.keys().copied().collect())
