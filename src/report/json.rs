@@ -170,6 +170,9 @@ struct SummaryJson<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     ports: usize,
+    /// Only with host discovery: replays and single-target scans keep their shape.
+    #[serde(skip_serializing_if = "is_zero")]
+    hosts_down: usize,
     open: usize,
     closed: usize,
     filtered: usize,
@@ -179,6 +182,10 @@ struct SummaryJson<'a> {
     interrupted: bool,
     warnings: &'a [String],
     notes: &'a [String],
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One port as a JSON value (for tests and embedding).
@@ -215,10 +222,29 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 
+    /// `{"type":"host","target":…,"state":"up"|"down",…}`, one per host discovered.
+    fn host(&mut self, h: &super::HostReport<'_>) -> io::Result<()> {
+        let probes: Vec<_> = h.probes.iter().map(|p| p.name()).collect();
+        let v = match h.up {
+            Some(p) => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "up", "probe": p.probe.name(),
+                "reason": p.answer.name(), "rtt_ms": p.rtt.as_secs_f64() * 1e3, "probes": probes,
+            }),
+            None => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "down", "reason": "no-response",
+                "probes": probes,
+            }),
+        };
+        serde_json::to_writer(&mut self.out, &v)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
         let summary = SummaryJson {
             kind: "summary",
             ports: s.ports,
+            hosts_down: s.hosts_down,
             open: s.open,
             closed: s.closed,
             filtered: s.filtered,
