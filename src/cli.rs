@@ -64,6 +64,9 @@ pub enum Command {
         /// open on all of them: many hosts for benchmarks.
         #[arg(long, value_name = "PREFIX")]
         many_hosts: Option<String>,
+        /// A prefix (inside 198.19.0.0/16) the router drops without a word: dead hosts.
+        #[arg(long, value_name = "PREFIX")]
+        blackhole: Option<String>,
     },
 }
 
@@ -139,6 +142,9 @@ pub struct ScanArgs {
     /// last unanswered attempt was given up on recently.
     #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Skip host discovery: scan every port of every target (as nmap -Pn).
+    #[arg(long, hide = true)]
+    pub no_discovery: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -197,7 +203,11 @@ pub fn main() -> i32 {
         Command::Scan(args) => run_scan(args),
         Command::Replay(args) => run_replay(args),
         Command::Demo { scan_args } => run_demo(scan_args),
-        Command::Lab { tag, many_hosts } => match synack_lab::serve(&tag, many_hosts.as_deref()) {
+        Command::Lab {
+            tag,
+            many_hosts,
+            blackhole,
+        } => match synack_lab::serve(&tag, many_hosts.as_deref(), blackhole.as_deref()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("synack lab: {e}");
@@ -277,10 +287,12 @@ fn run_scan(args: ScanArgs) -> i32 {
             max_rate: args.max_rate,
             dscp: (!args.no_dscp).then_some(args.dscp),
             shard: (0, 1),
+            rtt_seeds: Default::default(),
         },
         capture: !args.no_capture,
         write: args.write.clone(),
         grace: args.grace,
+        discovery: !args.no_discovery,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut hooks = CliHooks {
@@ -337,6 +349,13 @@ impl Sink for ClearsProgress {
             eprint!("\r\x1b[K");
         }
         self.inner.finish(s)
+    }
+
+    fn host(&mut self, h: &report::HostReport<'_>) -> io::Result<()> {
+        if self.shown.replace(false) {
+            eprint!("\r\x1b[K");
+        }
+        self.inner.host(h)
     }
 }
 
