@@ -44,6 +44,8 @@ fn timed_scan(ns: &str, args: &[&str]) -> (Vec<(Instant, Value)>, Value, Instant
         match v["type"].as_str() {
             Some("port") => ports.push((Instant::now(), v)),
             Some("summary") => summary = v,
+            // Host discovery's result for each target (all up here).
+            Some("host") => assert_eq!(v["state"], "up", "{v}"),
             other => panic!("unexpected {other:?}"),
         }
     }

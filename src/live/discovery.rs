@@ -546,8 +546,8 @@ mod tests {
         assert_eq!(parse_reply(&echo, false, false), None);
         assert_eq!(parse_reply(&reply[..24], false, true), None);
         let mut bad = reply.clone();
-        bad[0] = 0x4f; // 60-byte header, longer than what follows it
-        assert_eq!(parse_reply(&bad[..40], false, true), None);
+        bad[0] = 0x4f; // 60-byte header, longer than all that came
+        assert_eq!(parse_reply(&bad, false, true), None);
         bad[0] = 0x41; // 4-byte header: impossible
         assert_eq!(parse_reply(&bad, false, true), None);
         let mut six = request(HostProbe::Echo, true, 1, 1);
@@ -564,7 +564,7 @@ mod tests {
         let ip: IpAddr = "198.18.2.1".parse().unwrap();
         assert_eq!(
             none.probes(ip),
-            vec![HostProbe::Tcp(443), HostProbe::Tcp(80)]
+            vec![HostProbe::Tcp(80), HostProbe::Tcp(443)]
         );
         assert_eq!(untoken(token(1023, 2, 443)), (1023, 2, 443));
     }
