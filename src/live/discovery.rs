@@ -235,7 +235,13 @@ pub(super) fn discover_group(
     stop: &AtomicBool,
 ) -> io::Result<Vec<HostFound>> {
     let epoll = sys::Epoll::new()?;
-    let window = cfg.parallelism.max(TCP_PORTS.len());
+    // A whole group's connect() probes at once (a socket each, nothing more): with the
+    // scan's window, dead hosts listed first would hold it for two timeouts before a
+    // live host behind them is asked, and the estimate would learn nothing meanwhile.
+    let window = cfg
+        .parallelism
+        .max(GROUP_HOSTS * TCP_PORTS.len())
+        .max(TCP_PORTS.len());
     let mut hosts: Vec<Host> = group
         .iter()
         .map(|&ip| Host {
