@@ -8,7 +8,9 @@
 #  many hosts: the target namespace answers for 198.19.0.0/16 (an AnyIP route, 443 open
 #              everywhere): 198.19.0.0/20 x nmap's top 100 ports by synack and
 #              nmap -sT -Pn -n --top-ports 100 (RUNS_MANY rounds), then synack alone on
-#              /20, /18 and /16 x 10 ports, to show that its memory stays flat.
+#              /20, /18 and /16 x 10 ports, to show that its memory stays flat;
+#  discovery:  a dead /24 (a blackhole route in the router) + 128 live hosts x top 100
+#              ports, with host discovery (dead hosts one line each) and without.
 # Prints medians of RUNS runs, ratios, synack's peak RSS and capture drops. Needs root.
 # PREVIOUS_BIN=/path/to/an/older/synack adds that build as a contender in the same rounds
 # (to check that a change costs no speed).
@@ -34,6 +36,7 @@ trap cleanup EXIT INT TERM
 for _ in $(seq 1 100); do grep -q '^ready' "$work/lab.out" 2>/dev/null && break; sleep 0.1; done
 grep -q '^ready' "$work/lab.out" || { cat "$work/lab.out"; exit 1; }
 NS=$(grep -o 'scanner=[^ ]*' "$work/lab.out" | cut -d= -f2)
+ROUTER=$(grep -o 'router=[^ ]*' "$work/lab.out" | cut -d= -f2)
 in_ns() { ip netns exec "$NS" "$@"; }
 
 now() { date +%s.%N; }
@@ -104,6 +107,30 @@ grep '^Nmap done' "$work/many_nmap.out" | tail -1 | sed 's/^/  /'
 printf '  synack   %6.3f s   %.2fx nmap   peak RSS %d MB (largest of the rounds)\n' \
   "$many_s" "$(echo "$many_s / $many_n" | bc -l)" "$((rss_ms / 1024))"
 printf '  nmap -sT %6.3f s   peak RSS %d MB\n' "$many_n" "$((rss_mn / 1024))"
+
+echo "== discovery: a dead /24 (router blackhole 198.19.128.0/24) + 128 live hosts x top 100 ports, median of $RUNS_MANY =="
+# The dead /24 exists only for this section (the memory rows below scan all of the /16).
+ip netns exec "$ROUTER" ip route add blackhole 198.19.128.0/24
+# Live hosts first, as in issue 12's measurement: without discovery, dead hosts listed
+# first are probed before any round trip is measured (1 s timeouts: ~95 s instead of ~10 s).
+DISC_TARGETS="198.19.0.0/25 198.19.128.0/24"
+for _ in $(seq 1 "$RUNS_MANY"); do
+  run_once disc "$BIN" scan $DISC_TARGETS
+  run_once disc_json "$BIN" scan $DISC_TARGETS --json
+  run_once nodisc "$BIN" scan $DISC_TARGETS --no-discovery --json
+done
+ip netns exec "$ROUTER" ip route del blackhole 198.19.128.0/24
+down_lines=$(grep -c ': down: no answer to ' "$work/disc.out" || true)
+reports=$(grep -c '^synack report for ' "$work/disc.out" || true)
+hosts_json=$(grep -c '"type":"host"' "$work/disc_json.out" || true)
+open_json=$(grep '"type":"port"' "$work/disc_json.out" | grep -c '"state":"open"' || true)
+rows_nodisc=$(grep -c '"type":"port"' "$work/nodisc.out" || true)
+open_nodisc=$(grep '"type":"port"' "$work/nodisc.out" | grep -c '"state":"open"' || true)
+grep '^synack done' "$work/disc.out" | tail -1 | sed 's/^/  /'
+printf '  discovery     %6.3f s (table)  %6.3f s (--json)   %d down lines, %d host reports, %d JSON host objects, %d/128 open ports found\n' \
+  "$(med disc)" "$(med disc_json)" "$down_lines" "$reports" "$hosts_json" "$open_json"
+printf '  no-discovery  %6.3f s (--json)   %d port rows, %d/128 open ports found\n' \
+  "$(med nodisc)" "$rows_nodisc" "$open_nodisc"
 
 echo "== memory as the target count grows: synack, 10 ports (21-23,25,53,80,110,443,3389,8080) =="
 for prefix in 198.19.0.0/20 198.19.0.0/18 198.19.0.0/16; do

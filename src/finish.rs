@@ -65,6 +65,23 @@ impl<'s> Run<'s> {
         self.summary.captured = captured;
     }
 
+    /// One host's discovery result: counted (when down) and handed to the sink.
+    pub fn host(&mut self, h: &crate::report::HostReport<'_>) {
+        if h.up.is_none() {
+            self.summary.hosts_down += 1;
+        }
+        if self.failed.is_some() {
+            return;
+        }
+        let h = crate::report::HostReport {
+            name: self.names.get(&h.ip).map(String::as_str),
+            ..*h
+        };
+        if let Err(e) = self.sink.host(&h) {
+            self.failed = Some(e);
+        }
+    }
+
     /// Judges one final target's attempts (with the prober's records when live) and
     /// writes its report. Calibration ports informed the baseline; they become notes, not
     /// rows.

@@ -46,6 +46,8 @@ fn timed_scan(ns: &str, args: &[&str]) -> (Vec<(Instant, Value)>, Value, Instant
             Some("summary") => summary = v,
             // A scan's JSON Lines start with the run object (issue 11).
             Some("run") => {}
+            // Host discovery's result for each target (all up here).
+            Some("host") => assert_eq!(v["state"], "up", "{v}"),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -29,8 +29,9 @@ Exit codes:
   130  interrupted (Ctrl-C); what was decided is reported";
 
 const SCAN_AFTER_HELP: &str = "\
-nmap users: -sT (what synack always does), -Pn and -n (no-ops: synack has no host
-discovery and no reverse DNS yet; every target given is scanned), --reason (always on),
+nmap users: -sT (what synack always does), -Pn (skip host discovery, which runs by
+default for more than one target: ICMP echo and timestamp as root, connect() to 80 and
+443), -n (a no-op: synack does no reverse DNS), --reason (always on),
 -F (the default: nmap's top 100), -oN/-oX/-oG/-oA/-iL as nmap spells them. Refused,
 naming the nearest synack feature: -sS, -sU, -sV, -sn, -O, -A, -P other than -Pn.
 
@@ -93,6 +94,9 @@ pub enum Command {
         /// open on all of them: many hosts for benchmarks.
         #[arg(long, value_name = "PREFIX")]
         many_hosts: Option<String>,
+        /// A prefix (inside 198.19.0.0/16) the router drops without a word: dead hosts.
+        #[arg(long, value_name = "PREFIX")]
+        blackhole: Option<String>,
     },
 }
 
@@ -218,10 +222,14 @@ pub struct ScanArgs {
     /// nmap's -s<TYPE> (-sT): only T, connect(), is what synack does.
     #[arg(long = "scan-type", value_name = "TYPE", hide = true)]
     pub scan_type: Option<String>,
-    /// nmap's -P<TYPE> (-Pn): host discovery is not implemented (another issue); every
-    /// target is scanned, so -Pn is a no-op and other -P options are refused.
+    /// nmap's -P<TYPE>: -Pn skips host discovery (every port of every target is scanned);
+    /// other -P options are refused (synack's discovery is ICMP echo and timestamp as
+    /// root, plus connect() to 80 and 443).
     #[arg(long = "ping", value_name = "TYPE", hide = true)]
     pub ping: Option<String>,
+    /// Skip host discovery: scan every port of every target (as nmap -Pn).
+    #[arg(long)]
+    pub no_discovery: bool,
     /// nmap's -O: refused (see the message for the nearest synack feature).
     #[arg(short = 'O', hide = true)]
     pub os_detection: bool,

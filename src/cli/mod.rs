@@ -51,7 +51,11 @@ pub fn main() -> i32 {
             }
         },
         Command::Demo { scan_args } => run_demo(scan_args),
-        Command::Lab { tag, many_hosts } => match synack_lab::serve(&tag, many_hosts.as_deref()) {
+        Command::Lab {
+            tag,
+            many_hosts,
+            blackhole,
+        } => match synack_lab::serve(&tag, many_hosts.as_deref(), blackhole.as_deref()) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("synack lab: {e}");
@@ -234,6 +238,7 @@ fn run_scan(args: ScanArgs, argv: Vec<String>) -> i32 {
             dscp: (!args.no_dscp).then_some(args.dscp),
             shard: (0, 1),
             host_timeout: args.host_timeout,
+            rtt_seeds: Default::default(),
         },
         capture: !args.no_capture,
         // stdout through /proc: the engine's clean-up (remove the -w file when the scan
@@ -244,6 +249,7 @@ fn run_scan(args: ScanArgs, argv: Vec<String>) -> i32 {
             args.write.clone()
         },
         grace: args.grace,
+        discovery: !args.no_discovery && args.ping.as_deref() != Some("n"),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let mut hooks = CliHooks {
@@ -305,6 +311,13 @@ impl Sink for ClearsProgress {
             eprint!("\r\x1b[K");
         }
         self.inner.finish(s)
+    }
+
+    fn host(&mut self, h: &report::HostReport<'_>) -> io::Result<()> {
+        if self.shown.replace(false) {
+            eprint!("\r\x1b[K");
+        }
+        self.inner.host(h)
     }
 }
 

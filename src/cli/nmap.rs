@@ -22,8 +22,8 @@ pub fn refused(args: &ScanArgs) -> Option<String> {
                     each port's packet trace (--ladder)"
             }
             "n" => {
-                "-sn (host discovery only) is not implemented yet; synack scans the ports \
-                    of every target given (as -Pn)"
+                "-sn (host discovery only) is not implemented; synack discovers hosts \
+                    before scanning their ports (the host lines of its output; -Pn skips it)"
             }
             "C" => "-sC (scripts): synack runs no scripts; the nearest is --explain",
             _ => "",
@@ -44,8 +44,8 @@ fn refused_rest(args: &ScanArgs) -> Option<String> {
         && p != "n"
     {
         return Some(format!(
-            "-P{p}: host discovery is not implemented yet; synack scans every target given, \
-             as with -Pn"
+            "-P{p}: synack's host discovery is fixed (ICMP echo and timestamp as root, \
+             connect() to 80 and 443); only -Pn (skip it) is taken"
         ));
     }
     if args.os_detection {

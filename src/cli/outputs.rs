@@ -210,6 +210,14 @@ impl<S: Sink> Sink for OpenOnly<S> {
         })
     }
 
+    fn host(&mut self, h: &synack::report::HostReport<'_>) -> io::Result<()> {
+        // nmap's --open shows no host without an open port, so none that is down.
+        if h.up.is_some() {
+            self.0.host(h)?;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
         self.0.finish(s)
     }

@@ -91,6 +91,9 @@ struct TargetState {
     all_answered: bool,
     /// Held for a calibration probe.
     calibration: Option<SocketAddr>,
+    /// Host discovery's connect() probes (their local addresses): discovery's exchange,
+    /// kept out of the port verdicts.
+    discovery_flows: Vec<SocketAddr>,
 }
 
 /// The correlator's state.
@@ -151,8 +154,30 @@ impl Correlator<'_, '_> {
                     }
                 }
             }
+            ProbeEvent::Host(h) => self.host(h),
             ProbeEvent::Notice(msg) => self.run.warn(msg),
             ProbeEvent::Done { .. } => {}
+        }
+    }
+
+    /// A host discovered: reported at once. A host down is done (its discovery packets
+    /// are freed, its ports leave the progress total); a host up waits for its ports.
+    fn host(&mut self, h: super::discovery::HostFound) {
+        self.run.host(&crate::report::HostReport {
+            ip: h.ip,
+            name: None,
+            up: h.up,
+            probes: &h.probes,
+        });
+        if h.up.is_some() {
+            self.state(h.ip).discovery_flows = h.flows;
+        } else {
+            self.scope.remove(&h.ip);
+            drop(self.tracker.take_target(h.ip));
+            self.progress.ports_total = self
+                .progress
+                .ports_total
+                .saturating_sub(self.ports_per_target);
         }
     }
 
@@ -189,7 +214,10 @@ impl Correlator<'_, '_> {
             return;
         };
         self.scope.remove(&ip);
-        let attempts = self.tracker.take_target(ip);
+        let mut attempts = self.tracker.take_target(ip);
+        if !st.discovery_flows.is_empty() {
+            attempts.retain(|a| !st.discovery_flows.contains(&a.key.scanner));
+        }
         let facts = LiveFacts {
             probes: st.records,
             captured: self.captured,

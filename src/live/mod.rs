@@ -11,6 +11,7 @@
 pub mod bpf;
 pub mod capture;
 mod correlate;
+pub mod discovery;
 pub mod prober;
 mod route;
 pub mod sys;
@@ -51,6 +52,11 @@ pub struct ScanOptions {
     pub write: Option<PathBuf>,
     /// How long the capture goes on after the last attempt.
     pub grace: Duration,
+    /// Host discovery before the port scan (live/discovery.rs) when more than one
+    /// target is scanned: hosts that answer none of its probes are reported down, one
+    /// line each, and their ports are not scanned. False scans every port of every
+    /// target (nmap -Pn).
+    pub discovery: bool,
 }
 
 #[derive(Debug)]
@@ -140,6 +146,15 @@ fn start_probers(
     stop: Arc<AtomicBool>,
 ) -> Result<(ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>), ScanError> {
     let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
+    Ok((spawn_probers(cfg, stop, &tx)?, rx))
+}
+
+/// [`start_probers`] reporting on `tx`.
+fn spawn_probers(
+    cfg: ProbeConfig,
+    stop: Arc<AtomicBool>,
+    tx: &crossbeam_channel::Sender<Vec<ProbeEvent>>,
+) -> Result<ProberHandles, ScanError> {
     let n = prober_threads(cfg.ports.len().saturating_mul(cfg.targets.len()));
     let mut handles = Vec::with_capacity(n);
     for shard in 0..n {
@@ -154,7 +169,7 @@ fn start_probers(
             .map_err(ScanError::Probe)?;
         handles.push(handle);
     }
-    Ok((handles, rx))
+    Ok(handles)
 }
 
 fn join_probers(handles: ProberHandles) -> Result<(), ScanError> {
@@ -195,6 +210,8 @@ pub struct Prepared {
     report: ScanReport,
     captures: Vec<OpenCapture>,
     writer: Option<SharedWriter>,
+    /// Host discovery's ICMP sockets, opened while privileges last; None: no discovery.
+    discovery: Option<discovery::IcmpSockets>,
 }
 
 /// The first, privileged part of a scan: the route to each target, then the capture
@@ -219,7 +236,14 @@ pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanE
     let by_iface = routed.routes;
     let (captures, writer) = open_captures(&by_iface, opts, &mut report)?;
     report.captured = !captures.is_empty();
+    let discovery = (opts.discovery && addrs.len() > 1).then(|| {
+        discovery::IcmpSockets::open(
+            addrs.iter().any(IpAddr::is_ipv4),
+            addrs.iter().any(IpAddr::is_ipv6),
+        )
+    });
     Ok(Prepared {
+        discovery,
         began,
         addrs,
         opts: opts.clone(),
@@ -316,6 +340,7 @@ impl Prepared {
             report,
             captures,
             writer,
+            discovery,
         } = self;
         let captured = report.captured;
         let mut run = Run::new(sink, report.names, captured);
@@ -328,7 +353,16 @@ impl Prepared {
         drop(cap_tx);
         let mut cfg = opts.probe.clone();
         cfg.targets = addrs.clone();
-        let probers = start_probers(cfg, stop.clone()).inspect_err(|_| {
+        let probers = match discovery {
+            Some(icmp) => {
+                let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
+                discovery::start(cfg, icmp, stop.clone(), tx)
+                    .map(|h| (h, rx))
+                    .map_err(ScanError::Probe)
+            }
+            None => start_probers(cfg, stop.clone()),
+        }
+        .inspect_err(|_| {
             capture_stop.store(true, Ordering::Release);
         })?;
         let running = Running {

@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,9 @@ pub struct ProbeConfig {
     /// its unanswered attempts are not retried (each remaining port is still tried once,
     /// so every port keeps a verdict) and the user is told once per target.
     pub host_timeout: Option<Duration>,
+    /// Round trips measured before the scan (host discovery), per target: each seeds
+    /// that target's estimate.
+    pub rtt_seeds: Arc<Vec<(IpAddr, Duration)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +68,8 @@ pub enum ProbeEvent {
     },
     /// Something the user should hear once (a capped window).
     Notice(String),
+    /// Host discovery's result for one target (before any of its ports).
+    Host(super::discovery::HostFound),
     /// The last event: how long after now an answer to our last SYNs could still come
     /// (zero when every attempt was answered, else the timeout).
     Done { late_answers_until: Duration },
@@ -97,6 +103,57 @@ impl RttEstimator {
             None => INITIAL_TIMEOUT,
             Some(srtt) => (srtt + self.rttvar * 4).clamp(MIN_TIMEOUT, MAX_TIMEOUT),
         }
+    }
+}
+
+/// Round-trip estimates per target (RFC 6298 for each address, as nmap keeps timing
+/// per host), and one for the whole prober, which serves a target until it has a sample
+/// of its own: a far host scanned beside a near one is not given up at the near host's
+/// timeout, and a new host does not start from the initial second when its neighbours
+/// have answered.
+#[derive(Clone, Debug, Default)]
+pub struct HostRtt {
+    hosts: rustc_hash::FxHashMap<IpAddr, RttEstimator>,
+    group: RttEstimator,
+}
+
+impl HostRtt {
+    /// Estimates above this many hosts are forgotten for hosts with nothing in flight
+    /// (the probers work through target groups of at most 1,024 hosts).
+    const KEEP: usize = 4096;
+
+    pub fn sample(&mut self, ip: IpAddr, rtt: Duration) {
+        self.hosts.entry(ip).or_default().sample(rtt);
+        self.group.sample(rtt);
+    }
+
+    /// The timeout for an attempt to `ip`: its own estimate, or the group's.
+    pub fn timeout(&self, ip: IpAddr) -> Duration {
+        match self.hosts.get(&ip) {
+            Some(r) => r.timeout(),
+            None => self.group.timeout(),
+        }
+    }
+
+    /// The timeout of the slowest host known (for answers still on their way).
+    pub fn longest_timeout(&self) -> Duration {
+        self.hosts
+            .values()
+            .map(RttEstimator::timeout)
+            .fold(self.group.timeout(), Duration::max)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Keeps the estimates of the hosts `keep` names (memory follows the target group).
+    pub fn forget_except(&mut self, keep: impl Fn(IpAddr) -> bool) {
+        self.hosts.retain(|ip, _| keep(*ip));
     }
 }
 
@@ -196,14 +253,18 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     let mut slots: Vec<Option<InFlight>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut generation: Vec<u32> = Vec::new();
-    // Attempts in the order they started: the timeout is the same for all of them, so the
-    // oldest expires first. It is applied when checked, so attempts started before the
-    // first round trip was measured benefit from the adapted value too.
-    let mut deadlines: VecDeque<(Instant, usize, u32)> = VecDeque::new();
+    // Attempts in flight with their start and target. Each target has its own timeout,
+    // applied when checked, so attempts started before a round trip was measured benefit
+    // from the adapted value too; the list is walked at each check (it is at most the
+    // window, and entries of ended attempts leave on that walk).
+    let mut deadlines: VecDeque<(Instant, usize, u32, IpAddr)> = VecDeque::new();
     let mut retry: VecDeque<Pending> = VecDeque::new();
     let mut fresh = order(&cfg.targets, &cfg.ports).skip(shard).step_by(shards);
     let mut in_flight = 0usize;
-    let mut rtt = RttEstimator::default();
+    let mut rtt = HostRtt::default();
+    for &(ip, seed) in cfg.rtt_seeds.iter() {
+        rtt.sample(ip, seed);
+    }
     let mut events_buf: Vec<libc::epoll_event> = Vec::with_capacity(1024);
     let rate_interval = cfg
         .max_rate
@@ -247,13 +308,13 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
                 Ok(Started::InFlight(slot)) => {
                     let f = slots[slot].as_ref().expect("just filled");
-                    deadlines.push_back((f.started, slot, generation[slot]));
+                    deadlines.push_back((f.started, slot, generation[slot], f.target.ip()));
                     in_flight += 1;
                 }
                 Ok(Started::Done(f, outcome)) => {
                     // An answer that came back within connect() is a round trip too.
                     if outcome != ConnectOutcome::SelfConnect {
-                        rtt.sample(f.started.elapsed());
+                        rtt.sample(f.target.ip(), f.started.elapsed());
                     }
                     finish(cfg, out, f, outcome, &mut retry, &mut hosts);
                 }
@@ -278,10 +339,15 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         }
         // Wait for completions, the next deadline, or the next rate slot.
         let now = Instant::now();
-        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+        let timeout_of = |ip: IpAddr| cfg.timeout.unwrap_or_else(|| rtt.timeout(ip));
         let mut wait = Duration::from_millis(50);
-        if let Some((started, _, _)) = deadlines.front() {
-            wait = wait.min((*started + timeout).saturating_duration_since(now));
+        if let Some(due) = deadlines
+            .iter()
+            .filter(|(_, slot, tag, _)| generation[*slot] == *tag)
+            .map(|(started, _, _, ip)| *started + timeout_of(*ip))
+            .min()
+        {
+            wait = wait.min(due.saturating_duration_since(now));
         }
         let more_to_start = in_flight < window && !(fresh_done && retry.is_empty());
         if more_to_start {
@@ -319,21 +385,33 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 Err(e) => ConnectOutcome::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
             };
             if !matches!(outcome, ConnectOutcome::SelfConnect) {
-                rtt.sample(f.started.elapsed());
+                rtt.sample(f.target.ip(), f.started.elapsed());
             }
             finish(cfg, out, f, outcome, &mut retry, &mut hosts);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
-        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
-        while let Some((started, slot, generation_tag)) = deadlines.front().copied() {
-            if started + timeout > now {
-                break;
-            }
-            deadlines.pop_front();
+        let timeout_of = |ip: IpAddr| cfg.timeout.unwrap_or_else(|| rtt.timeout(ip));
+        let mut expired: Vec<usize> = Vec::new();
+        deadlines.retain(|&(started, slot, generation_tag, ip)| {
             if generation[slot] != generation_tag {
-                continue;
+                return false;
             }
+            if started + timeout_of(ip) > now {
+                return true;
+            }
+            expired.push(slot);
+            false
+        });
+        if rtt.len() > HostRtt::KEEP {
+            let live: rustc_hash::FxHashSet<IpAddr> = deadlines
+                .iter()
+                .map(|d| d.3)
+                .chain(retry.iter().map(|r| r.0.ip()))
+                .collect();
+            rtt.forget_except(|ip| live.contains(&ip));
+        }
+        for slot in expired {
             let f = slots[slot].take().expect("live slot");
             generation[slot] = generation[slot].wrapping_add(1);
             free.push(slot);
@@ -356,7 +434,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     slots.clear();
     // An attempt given up on at time T might still be answered until about T + timeout
     // (the answer to its last retransmission); an answered attempt will not be.
-    let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+    let timeout = cfg.timeout.unwrap_or_else(|| rtt.longest_timeout());
     let late_answers_until = last_timeout
         .map(|t| (t + timeout).saturating_duration_since(Instant::now()))
         .unwrap_or_default();
@@ -552,6 +630,44 @@ mod tests {
         assert_eq!(group_size(65_535), 1);
     }
     use super::*;
+
+    #[test]
+    fn a_far_host_keeps_its_own_timeout_beside_a_near_one() {
+        let near: IpAddr = "198.18.2.1".parse().unwrap();
+        let far: IpAddr = "198.19.9.9".parse().unwrap();
+        let new: IpAddr = "198.19.9.10".parse().unwrap();
+        let mut r = HostRtt::default();
+        assert_eq!(r.timeout(new), INITIAL_TIMEOUT);
+        // Many near answers, a few far ones: the far host is not held to the near one's
+        // timeout (one shared estimator gave it ~100 ms, so its 200 ms answers came late).
+        for _ in 0..200 {
+            r.sample(near, Duration::from_micros(100));
+        }
+        for _ in 0..3 {
+            r.sample(far, Duration::from_millis(200));
+        }
+        assert_eq!(r.timeout(near), MIN_TIMEOUT);
+        let t = r.timeout(far);
+        assert!(t > Duration::from_millis(200), "{t:?}");
+        // A host with no sample yet gets the group's estimate, not the initial second.
+        assert!(r.timeout(new) < INITIAL_TIMEOUT, "{:?}", r.timeout(new));
+        // The wait for late answers covers the slowest host.
+        assert!(r.longest_timeout() >= t);
+        // Memory follows the group: hosts with nothing in flight can be forgotten.
+        r.forget_except(|ip| ip == far);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.timeout(far), t);
+    }
+
+    #[test]
+    fn a_discovery_seed_sets_the_first_timeout() {
+        // One echo reply after 200 ms (RFC 6298 §2.2: srtt = R, rttvar = R/2) gives a
+        // first timeout of R + 4·R/2 = 600 ms, before any SYN was answered.
+        let far: IpAddr = "198.19.9.9".parse().unwrap();
+        let mut r = HostRtt::default();
+        r.sample(far, Duration::from_millis(200));
+        assert_eq!(r.timeout(far), Duration::from_millis(600));
+    }
 
     #[test]
     fn timeout_adapts_and_is_clamped() {

@@ -325,3 +325,78 @@ pub fn is_local(addr: IpAddr, interfaces: &[pnet_datalink::NetworkInterface]) ->
             .iter()
             .any(|i| i.ips.iter().any(|n| n.ip() == addr))
 }
+
+/// A nonblocking ICMP (or ICMPv6) socket for host discovery: `raw` (SOCK_RAW, needs
+/// CAP_NET_RAW: any ICMP message can be sent, every ICMP message arriving is read) or a
+/// datagram "ping" socket (SOCK_DGRAM, for the groups net.ipv4.ping_group_range allows:
+/// echo only, and the kernel sets the identifier and checksum).
+pub fn icmp_socket(v6: bool, raw: bool) -> io::Result<OwnedFd> {
+    let (domain, proto) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
+    };
+    let ty = if raw {
+        libc::SOCK_RAW
+    } else {
+        libc::SOCK_DGRAM
+    };
+    // SAFETY: socket() has no memory arguments; the result is checked.
+    let fd =
+        cvt(unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, proto) })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// sendto() of one datagram to `to` (port 0 for ICMP).
+pub fn send_to(fd: &OwnedFd, buf: &[u8], to: IpAddr) -> io::Result<usize> {
+    let addr = RawAddr::new(SocketAddr::new(to, 0));
+    // SAFETY: buf is valid for reads of its length; addr holds a valid sockaddr.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            buf.as_ptr() as *const libc::c_void,
+            buf.len(),
+            0,
+            &addr.storage as *const _ as *const libc::sockaddr,
+            addr.len,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Nonblocking recvfrom(): the datagram's length and sender, or None when nothing is
+/// queued.
+pub fn recv_from(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, IpAddr)>> {
+    // SAFETY: zeroed sockaddr_storage is valid; recvfrom writes at most len bytes to it.
+    let mut raw = RawAddr {
+        storage: unsafe { mem::zeroed() },
+        len: mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+    };
+    // SAFETY: buf is valid for writes of its length.
+    let n = unsafe {
+        libc::recvfrom(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            libc::MSG_DONTWAIT,
+            &mut raw.storage as *mut _ as *mut libc::sockaddr,
+            &mut raw.len,
+        )
+    };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    let from = raw
+        .to_socket_addr()
+        .ok_or_else(|| io::Error::other("recvfrom: not an IP address"))?;
+    Ok(Some((n as usize, from.ip())))
+}

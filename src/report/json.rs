@@ -224,6 +224,9 @@ struct SummaryJson<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     ports: usize,
+    /// Only with host discovery: replays and single-target scans keep their shape.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    hosts_down: usize,
     open: usize,
     closed: usize,
     filtered: usize,
@@ -321,6 +324,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        self.write_header()?;
         for c in rows {
             let row = super::connections::json(c, EvidenceJson(&c.verdict.evidence, &self.book));
             serde_json::to_writer(&mut self.out, &row)?;
@@ -329,11 +333,31 @@ impl<W: Write> Sink for JsonSink<W> {
         self.out.flush()
     }
 
+    /// `{"type":"host","target":…,"state":"up"|"down",…}`, one per host discovered.
+    fn host(&mut self, h: &super::HostReport<'_>) -> io::Result<()> {
+        self.write_header()?;
+        let probes: Vec<_> = h.probes.iter().map(|p| p.name()).collect();
+        let v = match h.up {
+            Some(p) => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "up", "probe": p.probe.name(),
+                "reason": p.answer.name(), "rtt_ms": p.rtt.as_secs_f64() * 1e3, "probes": probes,
+            }),
+            None => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "down", "reason": "no-response",
+                "probes": probes,
+            }),
+        };
+        serde_json::to_writer(&mut self.out, &v)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
         self.write_header()?;
         let summary = SummaryJson {
             kind: "summary",
             ports: s.ports,
+            hosts_down: s.hosts_down,
             open: s.open,
             closed: s.closed,
             filtered: s.filtered,

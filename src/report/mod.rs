@@ -75,6 +75,7 @@ impl ScanReport {
         sink.finish(&RunSummary {
             ports: self.verdicts.len(),
             hosts,
+            hosts_down: 0,
             open: self.count(State::Open),
             closed: self.count(State::Closed),
             filtered: self.count(State::Filtered),
@@ -129,12 +130,103 @@ pub struct TargetReport<'a> {
     pub verdicts: &'a [PortVerdict],
 }
 
+/// A host discovery probe (docs/verdicts.md, "Host discovery").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostProbe {
+    /// ICMP echo request (ICMPv6 echo request for IPv6).
+    Echo,
+    /// ICMP timestamp request (IPv4 only, root only).
+    Timestamp,
+    /// connect() to this TCP port: a SYN/ACK or a RST is proof of life.
+    Tcp(u16),
+}
+
+impl HostProbe {
+    /// "echo", "timestamp", "443".
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            HostProbe::Echo => "echo".into(),
+            HostProbe::Timestamp => "timestamp".into(),
+            HostProbe::Tcp(p) => p.to_string().into(),
+        }
+    }
+}
+
+/// What answered a discovery probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostAnswer {
+    EchoReply,
+    TimestampReply,
+    /// connect() completed: the port is open.
+    SynAck,
+    /// connect() was refused: a RST (or, unobserved, an ICMP port-unreachable).
+    Refused,
+}
+
+impl HostAnswer {
+    /// "echo-reply", "timestamp-reply", "syn-ack", "conn-refused".
+    pub fn name(self) -> &'static str {
+        match self {
+            HostAnswer::EchoReply => "echo-reply",
+            HostAnswer::TimestampReply => "timestamp-reply",
+            HostAnswer::SynAck => "syn-ack",
+            HostAnswer::Refused => "conn-refused",
+        }
+    }
+}
+
+/// The probe that proved a host up, its answer and the round trip it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostProof {
+    pub probe: HostProbe,
+    pub answer: HostAnswer,
+    pub rtt: Duration,
+}
+
+/// One host's discovery result: up (with the proof) or down (nothing answered any of
+/// the probes, each sent twice).
+#[derive(Clone, Copy, Debug)]
+pub struct HostReport<'a> {
+    pub ip: IpAddr,
+    /// The hostname the user typed for it, if any.
+    pub name: Option<&'a str>,
+    /// None: down.
+    pub up: Option<HostProof>,
+    /// Every probe sent to it, in the order sent.
+    pub probes: &'a [HostProbe],
+}
+
+impl HostReport<'_> {
+    /// "198.19.128.7: down: no answer to echo, timestamp, 80, 443" or
+    /// "198.19.0.5: up: echo-reply to echo after 0.3ms".
+    pub fn line(&self) -> String {
+        let who = match self.name {
+            Some(n) => format!("{n} ({})", self.ip),
+            None => self.ip.to_string(),
+        };
+        match self.up {
+            Some(p) => format!(
+                "{who}: up: {} to {} after {}",
+                p.answer.name(),
+                p.probe.name(),
+                fmt_secs(p.rtt.as_nanos() as u64)
+            ),
+            None => {
+                let list: Vec<_> = self.probes.iter().map(|p| p.name()).collect();
+                format!("{who}: down: no answer to {}", list.join(", "))
+            }
+        }
+    }
+}
+
 /// The totals of a run and what the user must know about it.
 #[derive(Clone, Debug, Default)]
 pub struct RunSummary {
     pub ports: usize,
     /// Distinct target addresses reported.
     pub hosts: usize,
+    /// Hosts host discovery found down (no port of theirs was scanned).
+    pub hosts_down: usize,
     pub open: usize,
     pub closed: usize,
     pub filtered: usize,
@@ -177,6 +269,12 @@ pub trait Sink {
     fn connections(&mut self, _rows: &[ConnectionVerdict]) -> io::Result<()> {
         Ok(())
     }
+
+    /// One host's discovery result, as soon as it is known (before its ports, if it is
+    /// up; a host found down has no ports). Sinks that do not show hosts ignore it.
+    fn host(&mut self, _h: &HostReport<'_>) -> io::Result<()> {
+        Ok(())
+    }
     /// The end of the run.
     fn finish(&mut self, s: &RunSummary) -> io::Result<()>;
 }
@@ -186,27 +284,35 @@ pub trait Sink {
 #[derive(Default)]
 pub struct Tee(pub Vec<Box<dyn Sink>>);
 
-impl Sink for Tee {
-    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+impl Tee {
+    /// Calls `f` on every sink, even after one fails; returns the first error.
+    fn each(&mut self, mut f: impl FnMut(&mut dyn Sink) -> io::Result<()>) -> io::Result<()> {
         let mut first = Ok(());
         for s in &mut self.0 {
-            let r = s.target(t);
+            let r = f(s.as_mut());
             if first.is_ok() {
                 first = r;
             }
         }
         first
     }
+}
+
+impl Sink for Tee {
+    fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        self.each(|s| s.target(t))
+    }
+
+    fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
+        self.each(|s| s.connections(rows))
+    }
+
+    fn host(&mut self, h: &HostReport<'_>) -> io::Result<()> {
+        self.each(|s| s.host(h))
+    }
 
     fn finish(&mut self, summary: &RunSummary) -> io::Result<()> {
-        let mut first = Ok(());
-        for s in &mut self.0 {
-            let r = s.finish(summary);
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
+        self.each(|s| s.finish(summary))
     }
 }
 

@@ -177,6 +177,8 @@ pub struct TextSink<W: Write> {
     opts: TextOptions,
     /// The connection table's header was written (replay `--connections`).
     connections_header: bool,
+    /// Discovery's proof for each host up, written under its report's heading.
+    up: rustc_hash::FxHashMap<std::net::IpAddr, String>,
 }
 
 impl<W: Write> TextSink<W> {
@@ -185,6 +187,7 @@ impl<W: Write> TextSink<W> {
             out,
             opts,
             connections_header: false,
+            up: Default::default(),
         }
     }
 
@@ -195,7 +198,18 @@ impl<W: Write> TextSink<W> {
 
 impl<W: Write> Sink for TextSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
-        write_target(&mut self.out, t, &self.opts)?;
+        let up = self.up.remove(&t.ip);
+        write_target(&mut self.out, t, &self.opts, up.as_deref())?;
+        self.out.flush()
+    }
+
+    /// A host down is one line; a host up says why under its report's heading.
+    fn host(&mut self, h: &super::HostReport<'_>) -> io::Result<()> {
+        if h.up.is_some() {
+            self.up.insert(h.ip, h.line());
+            return Ok(());
+        }
+        writeln!(self.out, "{}", h.line())?;
         self.out.flush()
     }
 
@@ -214,13 +228,21 @@ impl<W: Write> Sink for TextSink<W> {
     }
 }
 
-fn write_target(out: &mut dyn Write, t: &TargetReport<'_>, opts: &TextOptions) -> io::Result<()> {
+fn write_target(
+    out: &mut dyn Write,
+    t: &TargetReport<'_>,
+    opts: &TextOptions,
+    up: Option<&str>,
+) -> io::Result<()> {
     let (ip, verdicts) = (t.ip, t.verdicts);
     let name = match t.name {
         Some(n) => format!("{n} ({ip})"),
         None => ip.to_string(),
     };
     writeln!(out, "synack report for {name}")?;
+    if let Some(up) = up {
+        writeln!(out, "{up}")?;
+    }
     // Collapse big groups of one state and reason (nmap's "Not shown").
     let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
     for v in verdicts {
@@ -331,6 +353,14 @@ fn write_end(out: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
         s.closed,
         s.filtered,
     );
+    if s.hosts_down > 0 {
+        let _ = write!(
+            line,
+            "; {} host{} down",
+            s.hosts_down,
+            if s.hosts_down == 1 { "" } else { "s" }
+        );
+    }
     if s.captured {
         let _ = write!(line, "; capture drops: {}", s.capture_drops);
     }

@@ -47,6 +47,19 @@ impl Lab {
         )?;
         Ok(())
     }
+
+    /// Makes the router drop everything for `prefix` (inside 198.19.0.0/16) without a
+    /// word (a blackhole route: no ICMP error): addresses where nothing exists, as on a
+    /// sparse network. A more specific route than [`Lab::answer_for_prefix`]'s wins.
+    pub fn blackhole(&self, prefix: &str) -> io::Result<()> {
+        if !inside_benchmark_range(prefix) {
+            return Err(io::Error::other(format!(
+                "{prefix}: the lab only blackholes inside 198.19.0.0/16"
+            )));
+        }
+        netns::run(&self.router, &["ip", "route", "add", "blackhole", prefix])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -29,11 +29,17 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Scripts: a background job (`cmd &`) in a non-interactive shell gets /dev/null as stdin,
 /// which is an immediate EOF. Give it a pipe that stays open (`coproc`, or
 /// `sleep infinity | synack … &`) and stop it with `kill`, or by closing the pipe.
-pub fn serve(tag: &str, many_hosts: Option<&str>) -> io::Result<()> {
+/// `blackhole`: a prefix the router drops silently (`Lab::blackhole`).
+pub fn serve(tag: &str, many_hosts: Option<&str>, blackhole: Option<&str>) -> io::Result<()> {
     let signals = StopSignals::block()?;
-    serve_with(tag, many_hosts, &mut io::stdout(), io::stdin(), || {
-        signals.wait(STOP_POLL)
-    })
+    serve_with(
+        tag,
+        many_hosts,
+        blackhole,
+        &mut io::stdout(),
+        io::stdin(),
+        || signals.wait(STOP_POLL),
+    )
 }
 
 /// [`serve`] with its inputs and outputs passed in, so tests can drive it. `signalled` is
@@ -41,6 +47,7 @@ pub fn serve(tag: &str, many_hosts: Option<&str>) -> io::Result<()> {
 fn serve_with(
     tag: &str,
     many_hosts: Option<&str>,
+    blackhole: Option<&str>,
     out: &mut dyn Write,
     input: impl Read + Send + 'static,
     mut signalled: impl FnMut() -> io::Result<bool>,
@@ -53,6 +60,9 @@ fn serve_with(
     if let Some(prefix) = many_hosts {
         // Port 443 open on every address of the prefix, the rest closed.
         lab.answer_for_prefix(prefix, 443)?;
+    }
+    if let Some(prefix) = blackhole {
+        lab.blackhole(prefix)?;
     }
     writeln!(
         out,
@@ -159,7 +169,7 @@ mod tests {
             return;
         }
         let mut out = Vec::new();
-        serve_with("serve", None, &mut out, io::empty(), || {
+        serve_with("serve", None, None, &mut out, io::empty(), || {
             thread::sleep(Duration::from_millis(5));
             Ok(false)
         })
@@ -180,7 +190,7 @@ mod tests {
         }
         let (reader, writer) = io::pipe().unwrap();
         let mut out = Vec::new();
-        serve_with("serve", None, &mut out, reader, || Ok(true)).unwrap();
+        serve_with("serve", None, None, &mut out, reader, || Ok(true)).unwrap();
         drop(writer); // lets the stdin thread finish
         let names = announced(&out);
         let left = list_namespaces().unwrap();
