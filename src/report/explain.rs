@@ -122,7 +122,9 @@ fn explain_verdict(v: &PortVerdict) -> String {
             format!(
                 "A firewall on the target host answered the SYN with a RST of its own ({why}), \
                  as {} does. It imitates a closed port's reset (RFC 9293 §3.5.2), but the port is \
-                 filtered: whether anything listens behind the rule is unknown.",
+                 filtered: whether anything listens behind the rule is unknown. A device on the \
+                 path that forged the target's TTL as well would look exactly the same: the \
+                 packets place the forger no nearer than the target.",
                 rule(v, "INPUT", "REJECT --reject-with tcp-reset")
             )
         }

@@ -79,7 +79,7 @@ impl fmt::Display for EvidenceWords<'_> {
                 "RST carries flow label 0x{label:05x}, as the Linux stack sets"
             ),
             Evidence::ForgedOnTargetHost => f.write_str(
-                "a RST forged on the target host, typically `iptables -j REJECT --reject-with tcp-reset`",
+                "a RST forged by a firewall at the target's distance: most likely on the target host (`iptables -j REJECT --reject-with tcp-reset`), or on the path by a device that forges the target's TTL too",
             ),
             Evidence::RstDscpRemarked { probe, rst } => write!(
                 f,
