@@ -7,7 +7,7 @@
 #              nmap -sT;
 #  many hosts: the target namespace answers for 198.19.0.0/16 (an AnyIP route, 443 open
 #              everywhere): 198.19.0.0/20 x nmap's top 100 ports by synack and
-#              nmap -sT -Pn -n --top-ports 100 (RUNS_MANY rounds), then synack alone on
+#              nmap -sT -Pn -n --top-ports 100 (both -Pn; RUNS_MANY rounds), then synack alone on
 #              /20, /18 and /16 x 10 ports, to show that its memory stays flat;
 #  discovery:  a dead /24 (a blackhole route in the router) + 128 live hosts x top 100
 #              ports, with host discovery (dead hosts one line each) and without.
@@ -96,7 +96,7 @@ printf '  nmap -sT %6.3f s\n' "$nmap_m"
 RUNS_MANY="${RUNS_MANY:-3}"
 echo "== many hosts: 198.19.0.0/20 x top 100 ports (409,600), median of $RUNS_MANY interleaved rounds =="
 for _ in $(seq 1 "$RUNS_MANY"); do
-  run_once many_synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.19.0.0/20
+  run_once many_synack /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan 198.19.0.0/20 -Pn
   run_once many_nmap /usr/bin/time -f 'maxrss_kb %M' nmap -sT -Pn -n --top-ports 100 198.19.0.0/20
 done
 many_s=$(med many_synack); many_n=$(med many_nmap)
@@ -135,7 +135,7 @@ printf '  no-discovery  %6.3f s (--json)   %d port rows, %d/128 open ports found
 echo "== memory as the target count grows: synack, 10 ports (21-23,25,53,80,110,443,3389,8080) =="
 for prefix in 198.19.0.0/20 198.19.0.0/18 198.19.0.0/16; do
   rm -f "$work/flat.times"
-  run_once flat /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan "$prefix" -p 21-23,25,53,80,110,443,3389,8080
+  run_once flat /usr/bin/time -f 'maxrss_kb %M' "$BIN" scan "$prefix" -Pn -p 21-23,25,53,80,110,443,3389,8080
   done_line=$(grep '^synack done' "$work/flat.out")
   rss_f=$(grep maxrss_kb "$work/flat.out" | awk '{print $2}')
   printf '  %-15s %7.2f s   peak RSS %3d MB   %s\n' "$prefix" "$(med flat)" "$((rss_f / 1024))" "${done_line%%:*}: ${done_line#*: }"

@@ -118,3 +118,52 @@ fn many_targets_stream_out_with_the_verdicts_of_single_target_scans() {
         assert_eq!(open, vec![443], "{target}");
     }
 }
+
+/// Regression: the probers wait when the correlator is more than a few groups behind.
+/// Targets held for a calibration probe (every one, behind a router that clears DSCP)
+/// must count as decided, or the probers would wait for the end that only they reach.
+#[test]
+fn targets_held_for_calibration_do_not_stall_the_probers() {
+    if !lab::root_or_skip("targets_held_for_calibration_do_not_stall_the_probers") {
+        return;
+    }
+    let mut lab = Lab::standard("pace").expect("build lab");
+    lab.answer_for_prefix("198.19.0.0/16", 443)
+        .expect("AnyIP prefix");
+    lab.run(
+        &lab.router,
+        &[
+            "iptables",
+            "-t",
+            "mangle",
+            "-A",
+            "FORWARD",
+            "-s",
+            "198.19.0.0/16",
+            "-j",
+            "DSCP",
+            "--set-dscp",
+            "0",
+        ],
+    )
+    .expect("clear DSCP on the way back");
+    // 4,096 targets x 10 ports: more pairs than the probers may run ahead.
+    let out = lab::command(&lab.scanner, "timeout")
+        .args(["60", BIN, "scan", "198.19.0.0/20", "-Pn"])
+        .args(["-p", "21-23,25,53,80,110,443,3389,8080"])
+        .output()
+        .expect("run synack");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("synack done: 40960 ports on 4096 hosts"),
+        "{}",
+        stdout.lines().last().unwrap_or("")
+    );
+    assert_eq!(stdout.matches("note: calibration probe").count(), 4096);
+}

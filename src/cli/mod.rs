@@ -239,6 +239,7 @@ fn run_scan(args: ScanArgs, argv: Vec<String>) -> i32 {
             shard: (0, 1),
             host_timeout: args.host_timeout,
             rtt_seeds: Default::default(),
+            pace: None,
         },
         capture: !args.no_capture,
         // stdout through /proc: the engine's clean-up (remove the -w file when the scan

@@ -75,6 +75,8 @@ pub(super) struct Running<'a> {
     pub(super) stop: &'a Arc<AtomicBool>,
     /// Tells the capture threads to drain their queues and end.
     pub(super) capture_stop: &'a Arc<AtomicBool>,
+    /// Pairs judged, for the probers' pace.
+    pub(super) pace: &'a Arc<super::prober::Pace>,
 }
 
 /// One target on its way through the scan.
@@ -91,6 +93,8 @@ struct TargetState {
     all_answered: bool,
     /// Held for a calibration probe.
     calibration: Option<SocketAddr>,
+    /// Its pairs were counted in the probers' pace already.
+    credited: bool,
     /// Host discovery's connect() probes (their local addresses): discovery's exchange,
     /// kept out of the port verdicts.
     discovery_flows: Vec<SocketAddr>,
@@ -112,6 +116,8 @@ struct Correlator<'r, 's> {
     captured: bool,
     late_grace: Duration,
     progress: Progress,
+    /// The probers' pace: pairs judged are counted here.
+    pace: Arc<super::prober::Pace>,
 }
 
 impl Correlator<'_, '_> {
@@ -198,9 +204,18 @@ impl Correlator<'_, '_> {
                     let list = self.tracker.attempts_of(ip);
                     needs_calibration(ip, &list)
                 };
+            let per_target = self.ports_per_target;
+            let pace = self.pace.clone();
             let st = self.state(ip);
             if needs {
                 st.calibration = cal_port.map(|p| SocketAddr::new(ip, p));
+                // Its ports are decided: counted now, or targets waiting for calibration
+                // (all of them, behind a path that clears DSCP) would hold the probers
+                // back until the end that only the probers can reach.
+                let decided = st.records.len().min(per_target) as u64;
+                st.credited = true;
+                pace.judged
+                    .fetch_add(decided, std::sync::atomic::Ordering::Relaxed);
                 self.held.push(ip);
             } else {
                 self.judge(ip);
@@ -217,6 +232,12 @@ impl Correlator<'_, '_> {
         let mut attempts = self.tracker.take_target(ip);
         if !st.discovery_flows.is_empty() {
             attempts.retain(|a| !st.discovery_flows.contains(&a.key.scanner));
+        }
+        if !st.credited {
+            let judged = st.records.len().min(self.ports_per_target) as u64;
+            self.pace
+                .judged
+                .fetch_add(judged, std::sync::atomic::Ordering::Relaxed);
         }
         let facts = LiveFacts {
             probes: st.records,
@@ -258,6 +279,7 @@ pub(super) fn correlate(
         began,
         stop,
         capture_stop,
+        pace,
     } = *running;
     let (mut prober, ev_rx) = probers;
     let mut ev_rx = Some(ev_rx);
@@ -280,6 +302,7 @@ pub(super) fn correlate(
             ports_total: addrs.len() * opts.probe.ports.len(),
             ..Progress::default()
         },
+        pace: pace.clone(),
     };
     let cal_port = if captured {
         calibration_port(&opts.probe)

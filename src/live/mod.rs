@@ -353,6 +353,11 @@ impl Prepared {
         drop(cap_tx);
         let mut cfg = opts.probe.clone();
         cfg.targets = addrs.clone();
+        // At most four groups' worth of pairs not yet judged, and never less than two
+        // targets' worth: a target is judged (and credited) only once all its ports are.
+        let pace_limit = (4 * prober::GROUP_PAIRS).max(2 * opts.probe.ports.len()) as u64;
+        let pace = Arc::new(prober::Pace::new(pace_limit));
+        cfg.pace = Some(pace.clone());
         let probers = match discovery {
             Some(icmp) => {
                 let (tx, rx) = unbounded::<Vec<ProbeEvent>>();
@@ -371,6 +376,7 @@ impl Prepared {
             began,
             stop: &stop,
             capture_stop: &capture_stop,
+            pace: &pace,
         };
         let stats = correlate(&running, probers, cap_rx, &mut run, captured, hooks)?;
         let drops = stop_captures(captures, writer, &mut run);

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -55,6 +55,8 @@ pub struct ProbeConfig {
     /// Round trips measured before the scan (host discovery), per target: each seeds
     /// that target's estimate.
     pub rtt_seeds: Arc<Vec<(IpAddr, Duration)>>,
+    /// Keeps the probers from running ahead of the correlator (the main scan only).
+    pub pace: Option<Arc<Pace>>,
 }
 
 #[derive(Clone, Debug)]
@@ -188,10 +190,36 @@ impl Outbox<'_> {
     }
 }
 
+/// How far the probers may run ahead of the correlator: (target, port) pairs started
+/// minus pairs judged stays under `limit`, so a correlator slowed by the machine (the
+/// probers and the capture share its cores) holds a bounded number of targets in flight
+/// instead of letting them pile up.
+#[derive(Debug)]
+pub struct Pace {
+    pub started: AtomicU64,
+    pub judged: AtomicU64,
+    pub limit: u64,
+}
+
+impl Pace {
+    pub fn new(limit: u64) -> Self {
+        Pace {
+            started: AtomicU64::new(0),
+            judged: AtomicU64::new(0),
+            limit,
+        }
+    }
+
+    fn ahead(&self) -> bool {
+        let started = self.started.load(Ordering::Relaxed);
+        started.saturating_sub(self.judged.load(Ordering::Relaxed)) >= self.limit
+    }
+}
+
 /// Targets are probed in groups of at most this many (port, target) pairs, as nmap's
 /// host groups: a group's targets finish together and leave the correlator before the
 /// next group's are far along, so memory follows the group, not the scan.
-const GROUP_PAIRS: usize = 8_192;
+pub const GROUP_PAIRS: usize = 8_192;
 
 /// How many targets form a group for `ports` ports each: one host for a full-range
 /// scan, up to 1,024 hosts for a few ports.
@@ -283,6 +311,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         // that end inside connect() leave the window open, and without a bound the
         // loop would start every port before looking at a single completion or timeout.
         let mut burst = 0;
+        let mut held = false;
         while in_flight < window && burst < LAUNCH_BURST {
             burst += 1;
             let now = Instant::now();
@@ -294,8 +323,17 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             }
             let job = match retry.pop_front() {
                 Some(j) => j,
+                None if cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
+                    held = true;
+                    break;
+                }
                 None => match fresh.next() {
-                    Some(t) => (t, 0, 0),
+                    Some(t) => {
+                        if let Some(p) = &cfg.pace {
+                            p.started.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (t, 0, 0)
+                    }
                     None => {
                         fresh_done = true;
                         break;
@@ -349,7 +387,11 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         {
             wait = wait.min(due.saturating_duration_since(now));
         }
-        let more_to_start = in_flight < window && !(fresh_done && retry.is_empty());
+        let more_to_start = in_flight < window && !(fresh_done && retry.is_empty()) && !held;
+        if held {
+            // The correlator is behind: look again shortly.
+            wait = wait.min(Duration::from_millis(1));
+        }
         if more_to_start {
             wait = match rate_interval {
                 Some(_) => wait.min(next_start.saturating_duration_since(now)),
