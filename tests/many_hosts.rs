@@ -167,3 +167,32 @@ fn targets_held_for_calibration_do_not_stall_the_probers() {
     );
     assert_eq!(stdout.matches("note: calibration probe").count(), 4096);
 }
+
+/// Regression: with a hard stop, two probers could each wait for targets whose other
+/// half of the ports only the other (also waiting) prober could start, and a scan of
+/// 4,096 hosts x 100 ports hung. The pace is a brake now, never a stop.
+#[test]
+fn a_scan_far_past_the_pace_limit_finishes() {
+    if !lab::root_or_skip("a_scan_far_past_the_pace_limit_finishes") {
+        return;
+    }
+    let mut lab = Lab::standard("pace2").expect("build lab");
+    lab.answer_for_prefix("198.19.0.0/16", 443)
+        .expect("AnyIP prefix");
+    let out = lab::command(&lab.scanner, "timeout")
+        .args(["120", BIN, "scan", "198.19.0.0/20", "-Pn"])
+        .output()
+        .expect("run synack");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("synack done: 409600 ports on 4096 hosts"),
+        "{}",
+        stdout.lines().last().unwrap_or("")
+    );
+}

@@ -190,10 +190,11 @@ impl Outbox<'_> {
     }
 }
 
-/// How far the probers may run ahead of the correlator: (target, port) pairs started
-/// minus pairs judged stays under `limit`, so a correlator slowed by the machine (the
-/// probers and the capture share its cores) holds a bounded number of targets in flight
-/// instead of letting them pile up.
+/// How far the probers may run ahead of the correlator: past `limit` (target, port)
+/// pairs started and not yet judged, each prober starts only a few pairs per turn and
+/// pauses, so a correlator slowed by the machine (the probers and the capture share its
+/// cores) gets the time to catch up instead of letting targets pile up. A brake, not a
+/// stop: the probers always progress, so no wait can become a deadlock.
 #[derive(Debug)]
 pub struct Pace {
     pub started: AtomicU64,
@@ -215,6 +216,9 @@ impl Pace {
         started.saturating_sub(self.judged.load(Ordering::Relaxed)) >= self.limit
     }
 }
+
+/// Fresh starts per loop turn while ahead of the correlator.
+const PACED_BURST: usize = 4;
 
 /// Targets are probed in groups of at most this many (port, target) pairs, as nmap's
 /// host groups: a group's targets finish together and leave the correlator before the
@@ -323,7 +327,10 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             }
             let job = match retry.pop_front() {
                 Some(j) => j,
-                None if cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
+                // Ahead of the correlator: a few starts per turn, then a pause. Never a
+                // full stop: a target's last pairs may be this prober's to start, and no
+                // target would ever be judged while every prober waited.
+                None if burst > PACED_BURST && cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
                     held = true;
                     break;
                 }

@@ -728,7 +728,7 @@ fn fwd_scanner_port(dir: Dir, seg: &TcpSegment) -> u16 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::decode::{IcmpError, IpMeta, QuotedTcp, TcpOpts};
 

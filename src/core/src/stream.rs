@@ -230,30 +230,11 @@ fn final_target(ip: IpAddr, t: TargetState) -> FinalTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{IpMeta, TcpFlags, TcpOpts, TcpSegment};
-    use std::net::SocketAddr;
+    use crate::decode::TcpFlags;
 
+    /// A TCP segment with TTL 64 (the tracker's tests build them the same way).
     fn seg(src: &str, dst: &str, flags: u8, seq: u32) -> Observation {
-        let src: SocketAddr = src.parse().unwrap();
-        let dst: SocketAddr = dst.parse().unwrap();
-        Observation::Tcp(TcpSegment {
-            ip: IpMeta {
-                src: src.ip(),
-                dst: dst.ip(),
-                ttl: 64,
-                dscp: 0,
-                ip_id: Some(0),
-                flow_label: None,
-            },
-            sport: src.port(),
-            dport: dst.port(),
-            flags: TcpFlags(flags),
-            seq,
-            ack: 0,
-            window: 0,
-            opts: TcpOpts::default(),
-            payload_len: 0,
-        })
+        crate::exchange::tests::seg(src, dst, flags, seq, 64)
     }
 
     const SYN: u8 = TcpFlags::SYN;
