@@ -206,8 +206,25 @@ impl Stream {
     /// The end of the capture: every attempt and target is final; targets in address
     /// order.
     pub fn finish(mut self) -> Vec<FinalTarget> {
-        for a in std::mem::take(&mut self.tracker).drain() {
-            self.ended(a);
+        let rest = std::mem::take(&mut self.tracker).drain();
+        // The usual end of a capture of one target: its attempts go over whole, not one
+        // by one into a growing list.
+        let one_target = rest
+            .first()
+            .map(|a| a.key.target.ip())
+            .filter(|ip| rest.iter().all(|a| a.key.target.ip() == *ip))
+            .filter(|ip| self.targets.get(ip).is_none_or(|t| t.done.is_empty()));
+        match one_target {
+            Some(ip) => {
+                let t = self.targets.entry(ip).or_default();
+                t.in_flight = 0;
+                t.done = rest;
+            }
+            None => {
+                for a in rest {
+                    self.ended(a);
+                }
+            }
         }
         let mut out: Vec<FinalTarget> = self
             .targets
