@@ -467,7 +467,7 @@ impl Tracker {
     pub fn drain(self) -> Vec<Attempt> {
         // filter_map keeps the slots' allocation (an Option<Attempt> is an Attempt's
         // size): a full-range capture's attempts are not held twice at its end.
-        #[allow(clippy::unnecessary_filter_map)]
+        #[allow(clippy::filter_map_identity)]
         self.slots.into_iter().filter_map(|a| a).collect()
     }
 
