@@ -345,6 +345,18 @@ impl Tracker {
         }
     }
 
+    /// (slot, serial) of the attempts in flight that were not closed and have had no
+    /// packet for `idle_ns` by `now`.
+    pub fn idle_open(&self, now: Timestamp, idle_ns: u64) -> Vec<(u32, u64)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+            .filter(|(_, a)| !a.closed && now.since(a.last_seen) >= idle_ns)
+            .map(|(i, a)| (i, a.serial))
+            .collect()
+    }
+
     /// Attempts in flight.
     pub fn len(&self) -> usize {
         self.live

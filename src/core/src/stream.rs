@@ -73,11 +73,13 @@ pub struct Stream {
     /// The capture's clock: the newest timestamp seen (captures can be slightly out of
     /// order; the clock never goes back).
     clock: Timestamp,
-    /// (last packet, slot, serial) of attempts, in the order they were touched; an entry
-    /// is stale when its attempt was touched again or taken. One queue per timeout, so
-    /// each is in deadline order.
+    /// (last packet, slot, serial) of closed attempts, in the order they were touched
+    /// (so in deadline order); an entry is stale when its attempt was touched again or
+    /// taken. Attempts not closed are found idle by a sweep of the tracker instead: a
+    /// queue entry per SYN kept for the 20 s idle timeout held a million stale entries
+    /// in a fast capture.
     closed_q: VecDeque<(Timestamp, u32, u64)>,
-    open_q: VecDeque<(Timestamp, u32, u64)>,
+    last_idle_sweep: Timestamp,
     targets: FxHashMap<IpAddr, TargetState>,
     /// (last packet, target) when its last attempt ended.
     quiet_q: VecDeque<(Timestamp, IpAddr)>,
@@ -87,6 +89,9 @@ pub struct Stream {
 /// Sweep for final attempts at most this often (capture time): cheap, and soon enough.
 const SWEEP_EVERY: u64 = SECOND / 20;
 
+/// Look through the attempts in flight for idle ones at most this often (capture time).
+const IDLE_SWEEP_EVERY: u64 = SECOND / 4;
+
 impl Stream {
     pub fn new(timeouts: Timeouts) -> Self {
         Stream {
@@ -94,7 +99,7 @@ impl Stream {
             timeouts,
             clock: Timestamp(0),
             closed_q: VecDeque::new(),
-            open_q: VecDeque::new(),
+            last_idle_sweep: Timestamp(0),
             targets: FxHashMap::default(),
             quiet_q: VecDeque::new(),
             last_sweep: Timestamp(0),
@@ -133,12 +138,9 @@ impl Stream {
         if t.started {
             self.targets.entry(ip).or_default().in_flight += 1;
         }
-        let q = if closed {
-            &mut self.closed_q
-        } else {
-            &mut self.open_q
-        };
-        q.push_back((last, t.slot, t.serial));
+        if closed {
+            self.closed_q.push_back((last, t.slot, t.serial));
+        }
     }
 
     /// Moves the clock to `now` (never back) and returns the targets final by then.
@@ -146,31 +148,24 @@ impl Stream {
         self.clock = self.clock.max(now);
         self.last_sweep = self.clock;
         let now = self.clock;
-        for closed in [true, false] {
-            let timeout = if closed {
-                self.timeouts.closed
-            } else {
-                self.timeouts.idle
-            };
-            loop {
-                let q = if closed {
-                    &mut self.closed_q
-                } else {
-                    &mut self.open_q
-                };
-                let Some(&(ts, slot, serial)) = q.front() else {
-                    break;
-                };
-                if now.since(ts) < timeout {
-                    break;
-                }
-                q.pop_front();
-                // Stale unless the attempt is as this entry saw it.
-                let current = self
-                    .tracker
-                    .get(slot, serial)
-                    .is_some_and(|a| a.last_seen == ts && a.closed == closed);
-                if current && let Some(a) = self.tracker.take(slot, serial) {
+        while let Some(&(ts, slot, serial)) = self.closed_q.front() {
+            if now.since(ts) < self.timeouts.closed {
+                break;
+            }
+            self.closed_q.pop_front();
+            // Stale unless the attempt is as this entry saw it.
+            let current = self
+                .tracker
+                .get(slot, serial)
+                .is_some_and(|a| a.last_seen == ts && a.closed);
+            if current && let Some(a) = self.tracker.take(slot, serial) {
+                self.ended(a);
+            }
+        }
+        if now.since(self.last_idle_sweep) >= IDLE_SWEEP_EVERY {
+            self.last_idle_sweep = now;
+            for (slot, serial) in self.tracker.idle_open(now, self.timeouts.idle) {
+                if let Some(a) = self.tracker.take(slot, serial) {
                     self.ended(a);
                 }
             }
@@ -299,9 +294,9 @@ mod tests {
         }
         assert_eq!(s.in_flight(), 1);
         // Not before 20 s after the last one; then final (quiet for as long), with all
-        // five SYNs.
+        // five SYNs, at the next sweep for idle attempts (a quarter second).
         assert!(s.advance(Timestamp(34_900 * MS)).is_empty());
-        let out = s.advance(Timestamp(35_000 * MS));
+        let out = s.advance(Timestamp(35_250 * MS));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].attempts.len(), 1);
         assert_eq!(out[0].attempts[0].syns_sent(), 5);
