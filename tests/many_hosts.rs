@@ -148,22 +148,15 @@ fn targets_held_for_calibration_do_not_stall_the_probers() {
     )
     .expect("clear DSCP on the way back");
     // 4,096 targets x 10 ports: more pairs than the probers may run ahead.
-    let out = lab::command(&lab.scanner, "timeout")
-        .args(["60", BIN, "scan", "198.19.0.0/20", "-Pn"])
-        .args(["-p", "21-23,25,53,80,110,443,3389,8080"])
-        .output()
-        .expect("run synack");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("synack done: 40960 ports on 4096 hosts"),
-        "{}",
-        stdout.lines().last().unwrap_or("")
+    let stdout = bounded_scan(
+        &lab,
+        &[
+            "198.19.0.0/20",
+            "-Pn",
+            "-p",
+            "21-23,25,53,80,110,443,3389,8080",
+        ],
+        "synack done: 40960 ports on 4096 hosts",
     );
     assert_eq!(stdout.matches("note: calibration probe").count(), 4096);
 }
@@ -179,11 +172,23 @@ fn a_scan_far_past_the_pace_limit_finishes() {
     let mut lab = Lab::standard("pace2").expect("build lab");
     lab.answer_for_prefix("198.19.0.0/16", 443)
         .expect("AnyIP prefix");
+    bounded_scan(
+        &lab,
+        &["198.19.0.0/20", "-Pn"],
+        "synack done: 409600 ports on 4096 hosts",
+    );
+}
+
+/// Runs `synack scan ARGS` in the scanner namespace under a two-minute `timeout` (a hang
+/// is the failure these tests look for); returns its stdout after checking it succeeded
+/// and its closing line starts with `done`.
+fn bounded_scan(lab: &Lab, args: &[&str], done: &str) -> String {
     let out = lab::command(&lab.scanner, "timeout")
-        .args(["120", BIN, "scan", "198.19.0.0/20", "-Pn"])
+        .args(["120", BIN, "scan"])
+        .args(args)
         .output()
         .expect("run synack");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{:?}: {}",
@@ -191,8 +196,9 @@ fn a_scan_far_past_the_pace_limit_finishes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("synack done: 409600 ports on 4096 hosts"),
+        stdout.contains(done),
         "{}",
         stdout.lines().last().unwrap_or("")
     );
+    stdout
 }

@@ -187,19 +187,6 @@ fn permission_denied(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
 }
 
-/// Runs a live scan without dropping privileges: [`prepare`] then [`Prepared::run`].
-/// `stop` (Ctrl-C) ends it early with the results found so far.
-pub fn scan(
-    targets: &[Target],
-    opts: &ScanOptions,
-    stop: Arc<AtomicBool>,
-    hooks: &mut dyn ScanHooks,
-) -> Result<ScanReport, ScanError> {
-    let mut collect = crate::report::Collect::default();
-    prepare(targets, opts)?.run(stop, hooks, &mut collect)?;
-    Ok(collect.into_report())
-}
-
 /// A scan whose captures are open and bound (and `-w` file created) but not read yet,
 /// and which has started no thread: the moment to drop privileges
 /// ([`Prepared::drop_privileges`]), before the first packet is parsed.

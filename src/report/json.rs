@@ -1,221 +1,29 @@
-//! JSON Lines: one object per port, then one summary object. Serialised straight from
-//! borrowed structs: a full-range scan writes 65,535 objects.
+//! JSON Lines: a scan's run object, one object per port (written by hand in `json_port`,
+//! the hot path), host and connection objects, then one summary object.
 
-use std::cell::RefCell;
-use std::fmt;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
 use super::words;
 use super::{RunSummary, ScanReport, Sink, TargetReport};
-use synack_core::exchange::{Dir, PacketKind};
-use synack_core::verdict::{ConnectionVerdict, Evidence, Note, Outcome, PortVerdict};
+use synack_core::verdict::{ConnectionVerdict, Evidence};
 
-/// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
-/// allocation; AccECN's AE flag shows when set.
-struct Label(PacketKind, bool);
-
-impl Serialize for Label {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            PacketKind::Tcp(f) => s.collect_str(&f.with_ae(self.1)),
-            PacketKind::Icmp(k) => s.collect_str(&k),
-        }
-    }
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-#[derive(Serialize)]
-struct PacketJson {
-    dir: &'static str,
-    flags: Label,
-    t_ms: f64,
-    /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds (in a
-    /// scan's output, the one that starts with a run object).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ts: Option<super::run::Rfc3339>,
-    ttl: u8,
-    seq: u32,
-    ack: u32,
-    win: u16,
-    from: IpAddr,
-    /// The attempt's client (two clients can share a source port).
-    client: IpAddr,
-    sport: u16,
-    dscp: u8,
-    retransmission: bool,
-    /// The TCP header was cut after its fixed 20 bytes (options unknown).
-    #[serde(skip_serializing_if = "is_false")]
-    cut: bool,
-    /// Stored in the capture before its SYN, matched by 4-tuple and sequence numbers.
-    #[serde(skip_serializing_if = "is_false")]
-    early: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ip_id: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flow_label: Option<u32>,
-}
-
-use super::json_port::t_ms;
-
-/// A port's packets; with absolute timestamps when `.1`.
-struct Trace<'a>(&'a PortVerdict, bool);
-
-impl Serialize for Trace<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        s.collect_seq(v.trace.iter().map(|p| PacketJson {
-            dir: match p.dir {
-                Dir::Out => "out",
-                Dir::In => "in",
-            },
-            flags: Label(p.kind, p.ae),
-            t_ms: t_ms(p, v),
-            ts: self.1.then_some(super::run::Rfc3339(p.ts)),
-            ttl: p.ttl,
-            seq: p.seq,
-            ack: p.ack,
-            win: p.win,
-            from: p.from,
-            client: p.client,
-            sport: p.scanner_port,
-            dscp: p.dscp,
-            retransmission: p.retransmission,
-            cut: p.cut,
-            early: p.early,
-            ip_id: p.ip_id,
-            flow_label: p.flow_label,
-        }))
-    }
-}
-
-struct Target(IpAddr);
-
-impl Serialize for Target {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The sentences of the evidence facts met so far in this output: a full-range scan
-/// writes 65,535 ports with a handful of distinct facts, so each is worded once (the
-/// book is emptied if a capture brings too many distinct ones).
-#[derive(Default)]
-pub struct Phrasebook(RefCell<FxHashMap<Evidence, Box<str>>>);
-
-const PHRASEBOOK_MAX: usize = 4096;
-
-/// Evidence facts as their sentences.
-struct EvidenceJson<'a>(&'a [Evidence], &'a Phrasebook);
+/// Evidence facts as their sentences (connection rows; the port objects are written by
+/// hand in `json_port`, with their sentences escaped once).
+struct EvidenceJson<'a>(&'a [Evidence]);
 
 impl Serialize for EvidenceJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|e| Phrase(e, self.1)))
+        s.collect_seq(self.0.iter().map(Phrase))
     }
 }
 
-struct Phrase<'a>(&'a Evidence, &'a Phrasebook);
+struct Phrase<'a>(&'a Evidence);
 
 impl Serialize for Phrase<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut book = self.1.0.borrow_mut();
-        if !book.contains_key(self.0) {
-            if book.len() >= PHRASEBOOK_MAX {
-                book.clear();
-            }
-            let said = words::EvidenceWords(self.0).to_string().into_boxed_str();
-            book.insert(*self.0, said);
-        }
-        s.serialize_str(&book[self.0])
-    }
-}
-
-/// A verdict's note as its sentence.
-struct NoteJson<'a>(&'a Note);
-
-impl Serialize for NoteJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&words::NoteWords(self.0))
-    }
-}
-
-#[derive(Serialize)]
-struct PortJson<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    target: Target,
-    port: u16,
-    state: &'static str,
-    reason: &'static str,
-    responder: &'static str,
-    evidence: EvidenceJson<'a>,
-    observed: bool,
-    attempts: u32,
-    trace: Trace<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<NoteJson<'a>>,
-    /// When attempts disagree: how many ended with each reason.
-    #[serde(skip_serializing_if = "Outcomes::is_empty")]
-    outcomes: Outcomes<'a>,
-    /// Packets left out of `trace` (attempts beyond the first few, or beyond an
-    /// attempt's own cap).
-    #[serde(skip_serializing_if = "is_zero")]
-    left_out: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-/// `{"syn-ack": 45, "reset": 5}`: outcomes by reason (responders of one reason summed).
-struct Outcomes<'a>(&'a [Outcome]);
-
-impl Outcomes<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Outcomes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut by_reason: Vec<(&'static str, u32)> = Vec::new();
-        for o in self.0 {
-            match by_reason.iter_mut().find(|(r, _)| *r == o.reason.name()) {
-                Some((_, n)) => *n += o.count,
-                None => by_reason.push((o.reason.name(), o.count)),
-            }
-        }
-        s.collect_map(by_reason)
-    }
-}
-
-fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook, ts: bool) -> PortJson<'a> {
-    PortJson {
-        kind: "port",
-        target: Target(v.target.ip()),
-        port: v.target.port(),
-        state: v.state.as_str(),
-        reason: v.reason.name(),
-        responder: v.responder.as_str(),
-        evidence: EvidenceJson(&v.evidence, book),
-        observed: v.observed,
-        attempts: v.attempts,
-        trace: Trace(v, ts),
-        note: v.note.as_ref().map(NoteJson),
-        outcomes: Outcomes(&v.outcomes),
-        left_out: v.left_out,
+        s.collect_str(&words::EvidenceWords(self.0))
     }
 }
 
@@ -245,12 +53,6 @@ fn is_zero_usize(n: &usize) -> bool {
     *n == 0
 }
 
-/// One port as a JSON value (for tests and embedding).
-pub fn port_object(v: &PortVerdict) -> serde_json::Value {
-    serde_json::to_value(port_json(v, &Phrasebook::default(), false))
-        .expect("plain data serialises")
-}
-
 pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
     report.write_to(&mut JsonSink::new(out))
 }
@@ -259,7 +61,6 @@ pub fn write(out: &mut dyn Write, report: &ScanReport) -> io::Result<()> {
 /// summary object.
 pub struct JsonSink<W: Write> {
     out: W,
-    book: Phrasebook,
     /// The port objects' sentences, escaped once (`json_port`).
     phrases: super::json_port::Phrasebook,
     /// One target's objects, built here and written at once.
@@ -275,7 +76,6 @@ impl<W: Write> JsonSink<W> {
     pub fn new(out: W) -> Self {
         JsonSink {
             out,
-            book: Phrasebook::default(),
             phrases: super::json_port::Phrasebook::default(),
             buf: Vec::with_capacity(64 * 1024),
             formatted: super::json_port::Formatted::default(),
@@ -326,7 +126,7 @@ impl<W: Write> Sink for JsonSink<W> {
     fn connections(&mut self, rows: &[ConnectionVerdict]) -> io::Result<()> {
         self.write_header()?;
         for c in rows {
-            let row = super::connections::json(c, EvidenceJson(&c.verdict.evidence, &self.book));
+            let row = super::connections::json(c, EvidenceJson(&c.verdict.evidence));
             serde_json::to_writer(&mut self.out, &row)?;
             self.out.write_all(b"\n")?;
         }
@@ -378,6 +178,221 @@ impl<W: Write> Sink for JsonSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustc_hash::FxHashMap;
+    use serde::Serializer;
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::net::IpAddr;
+    use synack_core::exchange::{Dir, PacketKind};
+    use synack_core::verdict::{Note, Outcome, PortVerdict};
+
+    // The derived serialisation the port objects had before they were written by hand:
+    // the oracle the hand-written writer is held to.
+    /// A packet's label ("SYN/ACK", "SYN/ECE/CWR/AE", "ICMP port-unreach") written without an
+    /// allocation; AccECN's AE flag shows when set.
+    struct Label(PacketKind, bool);
+
+    impl Serialize for Label {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                PacketKind::Tcp(f) => s.collect_str(&f.with_ae(self.1)),
+                PacketKind::Icmp(k) => s.collect_str(&k),
+            }
+        }
+    }
+
+    fn is_false(b: &bool) -> bool {
+        !*b
+    }
+
+    #[derive(Serialize)]
+    struct PacketJson {
+        dir: &'static str,
+        flags: Label,
+        t_ms: f64,
+        /// The capture's absolute time of the packet, RFC 3339 UTC with nanoseconds (in a
+        /// scan's output, the one that starts with a run object).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ts: Option<crate::report::run::Rfc3339>,
+        ttl: u8,
+        seq: u32,
+        ack: u32,
+        win: u16,
+        from: IpAddr,
+        /// The attempt's client (two clients can share a source port).
+        client: IpAddr,
+        sport: u16,
+        dscp: u8,
+        retransmission: bool,
+        /// The TCP header was cut after its fixed 20 bytes (options unknown).
+        #[serde(skip_serializing_if = "is_false")]
+        cut: bool,
+        /// Stored in the capture before its SYN, matched by 4-tuple and sequence numbers.
+        #[serde(skip_serializing_if = "is_false")]
+        early: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ip_id: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        flow_label: Option<u32>,
+    }
+
+    use super::super::json_port::t_ms;
+
+    /// A port's packets; with absolute timestamps when `.1`.
+    struct Trace<'a>(&'a PortVerdict, bool);
+
+    impl Serialize for Trace<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let v = self.0;
+            s.collect_seq(v.trace.iter().map(|p| PacketJson {
+                dir: match p.dir {
+                    Dir::Out => "out",
+                    Dir::In => "in",
+                },
+                flags: Label(p.kind, p.ae),
+                t_ms: t_ms(p, v),
+                ts: self.1.then_some(crate::report::run::Rfc3339(p.ts)),
+                ttl: p.ttl,
+                seq: p.seq,
+                ack: p.ack,
+                win: p.win,
+                from: p.from,
+                client: p.client,
+                sport: p.scanner_port,
+                dscp: p.dscp,
+                retransmission: p.retransmission,
+                cut: p.cut,
+                early: p.early,
+                ip_id: p.ip_id,
+                flow_label: p.flow_label,
+            }))
+        }
+    }
+
+    struct Target(IpAddr);
+
+    impl Serialize for Target {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&self.0)
+        }
+    }
+
+    impl fmt::Debug for Target {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            self.0.fmt(f)
+        }
+    }
+
+    /// The sentences of the evidence facts met so far in this output: a full-range scan
+    /// writes 65,535 ports with a handful of distinct facts, so each is worded once (the
+    /// book is emptied if a capture brings too many distinct ones).
+    #[derive(Default)]
+    struct Phrasebook(RefCell<FxHashMap<Evidence, Box<str>>>);
+
+    const PHRASEBOOK_MAX: usize = 4096;
+
+    /// Evidence facts as their sentences.
+    struct OracleEvidence<'a>(&'a [Evidence], &'a Phrasebook);
+
+    impl Serialize for OracleEvidence<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().map(|e| OraclePhrase(e, self.1)))
+        }
+    }
+
+    struct OraclePhrase<'a>(&'a Evidence, &'a Phrasebook);
+
+    impl Serialize for OraclePhrase<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut book = self.1.0.borrow_mut();
+            if !book.contains_key(self.0) {
+                if book.len() >= PHRASEBOOK_MAX {
+                    book.clear();
+                }
+                let said = words::EvidenceWords(self.0).to_string().into_boxed_str();
+                book.insert(*self.0, said);
+            }
+            s.serialize_str(&book[self.0])
+        }
+    }
+
+    /// A verdict's note as its sentence.
+    struct NoteJson<'a>(&'a Note);
+
+    impl Serialize for NoteJson<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&words::NoteWords(self.0))
+        }
+    }
+
+    #[derive(Serialize)]
+    struct PortJson<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        target: Target,
+        port: u16,
+        state: &'static str,
+        reason: &'static str,
+        responder: &'static str,
+        evidence: OracleEvidence<'a>,
+        observed: bool,
+        attempts: u32,
+        trace: Trace<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<NoteJson<'a>>,
+        /// When attempts disagree: how many ended with each reason.
+        #[serde(skip_serializing_if = "Outcomes::is_empty")]
+        outcomes: Outcomes<'a>,
+        /// Packets left out of `trace` (attempts beyond the first few, or beyond an
+        /// attempt's own cap).
+        #[serde(skip_serializing_if = "is_zero")]
+        left_out: u32,
+    }
+
+    fn is_zero(n: &u32) -> bool {
+        *n == 0
+    }
+
+    /// `{"syn-ack": 45, "reset": 5}`: outcomes by reason (responders of one reason summed).
+    struct Outcomes<'a>(&'a [Outcome]);
+
+    impl Outcomes<'_> {
+        fn is_empty(&self) -> bool {
+            self.0.is_empty()
+        }
+    }
+
+    impl Serialize for Outcomes<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut by_reason: Vec<(&'static str, u32)> = Vec::new();
+            for o in self.0 {
+                match by_reason.iter_mut().find(|(r, _)| *r == o.reason.name()) {
+                    Some((_, n)) => *n += o.count,
+                    None => by_reason.push((o.reason.name(), o.count)),
+                }
+            }
+            s.collect_map(by_reason)
+        }
+    }
+
+    fn port_json<'a>(v: &'a PortVerdict, book: &'a Phrasebook, ts: bool) -> PortJson<'a> {
+        PortJson {
+            kind: "port",
+            target: Target(v.target.ip()),
+            port: v.target.port(),
+            state: v.state.as_str(),
+            reason: v.reason.name(),
+            responder: v.responder.as_str(),
+            evidence: OracleEvidence(&v.evidence, book),
+            observed: v.observed,
+            attempts: v.attempts,
+            trace: Trace(v, ts),
+            note: v.note.as_ref().map(NoteJson),
+            outcomes: Outcomes(&v.outcomes),
+            left_out: v.left_out,
+        }
+    }
+
     use std::path::Path;
 
     /// The hand-written port objects are byte for byte what the derived serialisation

@@ -3,8 +3,8 @@
 //! of its time escaping the same keys and sentences again for every port; here keys are
 //! literals, evidence sentences are escaped once per run (the phrasebook), addresses are
 //! formatted once per verdict, and the object is built in a buffer the sink reuses, so
-//! no allocation happens per port. The bytes are exactly what `json::PortJson`'s
-//! derived serialisation writes (a test holds them together); floats still go through
+//! no allocation happens per port. The bytes are exactly what the derived serialisation
+//! they replaced writes (kept as the oracle of a test in `json.rs`); floats still go through
 //! serde_json, so they print the same.
 
 use std::cell::RefCell;

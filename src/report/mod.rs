@@ -91,7 +91,7 @@ impl ScanReport {
 }
 
 /// A sink that keeps everything in memory as a [`ScanReport`] (tests, the bundled demo
-/// capture, the library's `live::scan`).
+/// capture).
 #[derive(Debug, Default)]
 pub struct Collect(ScanReport);
 
