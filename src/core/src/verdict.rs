@@ -204,23 +204,37 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     for (i, a) in attempts.iter().enumerate() {
         by_ip.entry(a.key.target.ip()).or_default().push(i as u32);
     }
-    let baselines: FxHashMap<IpAddr, Baseline> = by_ip
-        .into_iter()
+    let mut ips: Vec<(IpAddr, Vec<u32>)> = by_ip.into_iter().collect();
+    // Target addresses in SocketAddr's order (IPv4 before IPv6, then by address).
+    ips.sort_unstable_by_key(|(ip, _)| *ip);
+    let baselines: FxHashMap<IpAddr, Baseline> = ips
+        .iter()
         .map(|(ip, idx)| {
             (
-                ip,
-                Baseline::of(ip, idx.iter().map(|&i| &attempts[i as usize])),
+                *ip,
+                Baseline::of(*ip, idx.iter().map(|&i| &attempts[i as usize])),
             )
         })
         .collect();
-    // Attempts in port order (stable: each port's attempts stay in the order made).
-    let mut order: Vec<u32> = (0..attempts.len() as u32).collect();
-    // By port, and within a port in the order the attempts were made (their serial;
-    // attempts built outside a tracker all have 0 and keep the order they came in).
-    order.sort_by_key(|&i| {
-        let a = &attempts[i as usize];
-        (a.key.target, a.serial())
-    });
+    // Attempts by address, then port, then in the order they were made (their serial;
+    // attempts built outside a tracker all have 0 and keep the order they came in). One
+    // address at a time, on a packed integer key: a full-range scan sorts 65,535 of them,
+    // and comparing SocketAddrs through indices cost a quarter of a replay.
+    let mut order: Vec<u32> = Vec::with_capacity(attempts.len());
+    let mut keyed: Vec<(u64, u32)> = Vec::new();
+    for (_, idx) in &ips {
+        keyed.clear();
+        keyed.extend(idx.iter().map(|&i| {
+            let a = &attempts[i as usize];
+            // Serials count a tracker's attempts: far below 2^48.
+            let serial = a.serial().min((1 << 48) - 1);
+            ((u64::from(a.key.target.port()) << 48) | serial, i)
+        }));
+        // Unstable is enough: (key, index) pairs are distinct, and equal keys (serial 0)
+        // keep their index order.
+        keyed.sort_unstable();
+        order.extend(keyed.iter().map(|&(_, i)| i));
+    }
     // In a live scan every probed port gets a verdict, and only those.
     let mut probed: Vec<SocketAddr> = live
         .map(|l| l.probes.keys().copied().collect())
@@ -238,6 +252,7 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     });
     let (mut i, mut j) = (0usize, 0usize);
     let no_baseline = Baseline::default();
+    let mut mine: Vec<Attempt> = Vec::new();
     loop {
         let next_attempt = order
             .get(i)
@@ -249,7 +264,8 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
             (None, Some(&p), true) => p,
             (Some(a), None, true) => a,
         };
-        let mut mine: Vec<Attempt> = Vec::new();
+        // One buffer for every port's attempts (judge_port empties it).
+        mine.clear();
         while let Some(&k) = order.get(i) {
             if slots[k as usize].as_ref().map(|a| a.key.target) != Some(port) {
                 break;
@@ -271,7 +287,7 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
             memo.clear();
             memo_ip = Some(port.ip());
         }
-        out.push(judge_port(port, mine, base, probes, live, &mut memo));
+        out.push(judge_port(port, &mut mine, base, probes, live, &mut memo));
     }
     out
 }
@@ -308,7 +324,7 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
             let syns = a.syns_sent() as u32;
             let base = &baselines[&ip];
             let memo = memos.entry(ip).or_default();
-            let verdict = judge_port(a.key.target, vec![a], base, None, None, memo);
+            let verdict = judge_port(a.key.target, &mut vec![a], base, None, None, memo);
             ConnectionVerdict {
                 client,
                 verdict,
@@ -337,20 +353,17 @@ type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Evide
 
 fn judge_port(
     target: SocketAddr,
-    attempts: Vec<Attempt>,
+    attempts: &mut Vec<Attempt>,
     base: &Baseline,
     probes: Option<&[ProbeRecord]>,
     live: Option<&LiveFacts>,
     memo: &mut RstMemo,
 ) -> PortVerdict {
     // In a live scan, only the attempts the prober made (it knows their source ports).
-    let ours: Vec<Attempt> = match probes {
-        Some(probes) => attempts
-            .into_iter()
-            .filter(|a| probes.iter().any(|p| p.scanner == a.key.scanner))
-            .collect(),
-        None => attempts,
-    };
+    if let Some(probes) = probes {
+        attempts.retain(|a| probes.iter().any(|p| p.scanner == a.key.scanner));
+    }
+    let ours: &[Attempt] = attempts;
     let self_connects = ours.iter().filter(|a| a.key.is_self_connect()).count();
     let real_attempts = ours.len() - self_connects;
     let syns: usize = ours
@@ -367,19 +380,16 @@ fn judge_port(
     let n_attempts = probes.map(|p| p.len()).unwrap_or(ours.len()) as u32;
     // Several attempts: each is judged on its own packets, to count how they ended.
     let (outcomes, keep) = if ours.len() > 1 {
-        attempt_outcomes(&ours, base, memo)
+        attempt_outcomes(ours, base, memo)
     } else {
         (Vec::new(), None)
     };
     let capped: u32 = ours.iter().map(|a| a.dropped_packets).sum();
     // The trace takes the attempts' packets over (no copy: a full-range scan has 65,535).
-    let mut trace: Vec<TracePacket> = if ours.len() == 1 {
-        ours.into_iter()
-            .next()
-            .map(|a| a.packets)
-            .unwrap_or_default()
+    let mut trace: Vec<TracePacket> = if attempts.len() == 1 {
+        attempts.pop().map(|a| a.packets).unwrap_or_default()
     } else {
-        ours.into_iter().flat_map(|a| a.packets).collect()
+        attempts.drain(..).flat_map(|a| a.packets).collect()
     };
     trace.sort_by_key(|p| p.ts);
     // Offsets count from the first captured packet, so a live scan and the replay of its

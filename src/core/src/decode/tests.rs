@@ -832,6 +832,44 @@ proptest::proptest! {
     }
 
     #[test]
+    fn options_agree_with_etherparse(options in proptest::collection::vec(proptest::sample::select(vec![0u8, 1, 2, 3, 4, 5, 8, 10, 18, 34, 254, 255]), 0..40)) {
+        use etherparse::TcpOptionElement as O;
+        let mut want = TcpOpts::default();
+        for opt in etherparse::TcpOptionsIterator::from_slice(&options) {
+            match opt {
+                Ok(O::MaximumSegmentSize(mss)) => want.mss = Some(mss),
+                Ok(O::WindowScale(ws)) => want.wscale = Some(ws),
+                Ok(O::SelectiveAcknowledgementPermitted) => want.sack_permitted = true,
+                Ok(O::Timestamp(_, _)) => want.timestamps = true,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        proptest::prop_assert_eq!(tcp_opts(&options), want);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_walk(which in 0usize..4, idx in 0usize..80, val in proptest::num::u8::ANY, cut in 0usize..90, raw in proptest::bool::ANY) {
+        let spec = match which {
+            0 => TcpSpec::new(40000, 84, TcpFlags::SYN),
+            1 => TcpSpec::new(84, 40000, TcpFlags::SYN | TcpFlags::ACK).seq(7).ack(1),
+            2 => TcpSpec::new(84, 40000, TcpFlags::RST | TcpFlags::ACK).ack(1),
+            _ => TcpSpec::new(40000, 84, TcpFlags::ACK | TcpFlags::FIN).seq(2),
+        };
+        let pkt = tcp_v4([198, 18, 1, 1], [198, 18, 2, 1], spec).ttl(63).tos(0x29);
+        let (link, mut bytes) = if raw {
+            (LinkType::RawIp, pkt.raw())
+        } else {
+            (LinkType::Ethernet, pkt.ethernet())
+        };
+        if idx < bytes.len() { bytes[idx] = val; }
+        bytes.truncate(cut);
+        if let Some(fast) = plain_ipv4_tcp(link, &bytes) {
+            proptest::prop_assert_eq!(Ok(fast), encap::decode_link(link, &bytes));
+        }
+    }
+
+    #[test]
     fn mutated_tunnels_never_panic(which in 0usize..6, idx in 0usize..140, val in proptest::num::u8::ANY, cut in 0usize..150) {
         let ip = inner_syn_ack();
         let inner_eth = eth(0x0800, &ip);
