@@ -314,6 +314,20 @@ impl Tracker {
                 .map(|(i, a)| (i, a.serial))
                 .collect(),
         };
+        if found.len() == self.live && found.iter().all(|&(s, n)| self.get(s, n).is_some()) {
+            // Every attempt in flight is this target's (a one-host scan): the slots are
+            // handed over whole and emptied in place, rather than taken out one by one
+            // (a hash-table removal each) into a second vector as large.
+            let mut out: Vec<Attempt> = std::mem::take(&mut self.slots)
+                .into_iter()
+                .flatten()
+                .collect();
+            out.sort_unstable_by_key(|a| a.serial);
+            self.live = 0;
+            self.free = Vec::new();
+            self.by_key = HashTable::new();
+            return out;
+        }
         let mut out: Vec<Attempt> = found
             .into_iter()
             .filter_map(|(slot, serial)| self.take(slot, serial))
