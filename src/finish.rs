@@ -85,7 +85,14 @@ impl<'s> Run<'s> {
     /// Judges one final target's attempts (with the prober's records when live) and
     /// writes its report. Calibration ports informed the baseline; they become notes, not
     /// rows.
-    pub fn target(&mut self, ip: IpAddr, attempts: Vec<Attempt>, live: Option<&LiveFacts>) {
+    /// `discovery`: the host's discovery exchange, shown with its report under `--ladder`.
+    pub fn target(
+        &mut self,
+        ip: IpAddr,
+        attempts: Vec<Attempt>,
+        live: Option<&LiveFacts>,
+        discovery: Option<&crate::report::Discovery>,
+    ) {
         if self.connections && live.is_none() {
             let rows = judge_connections(attempts);
             if rows.is_empty() {
@@ -128,6 +135,7 @@ impl<'s> Run<'s> {
             ip,
             name: self.names.get(&ip).map(String::as_str),
             verdicts: &verdicts,
+            discovery,
         };
         if let Err(e) = self.sink.target(&report) {
             self.failed = Some(e);

@@ -144,7 +144,7 @@ pub fn replay_with(
     let (mut first, mut last) = (None::<Timestamp>, None::<Timestamp>);
     let emit = |run: &mut Run, done: Vec<FinalTarget>| {
         for t in done {
-            run.target(t.ip, t.attempts, None);
+            run.target(t.ip, t.attempts, None, None);
         }
     };
     let mut interrupted = false;

@@ -239,3 +239,96 @@ fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// `--ladder` shows each host's discovery exchange as captured: a host down its echo,
+/// timestamp and connect() probes sent twice without an answer; a host up the answer that
+/// proved it, above its port ladders.
+#[test]
+fn ladder_shows_the_discovery_exchange() {
+    if !lab::root_or_skip("ladder_shows_the_discovery_exchange") {
+        return;
+    }
+    let lab = lab_with_dead_hosts("discladder");
+    let out = lab::command(&lab.scanner, BIN)
+        .args([
+            "scan",
+            "198.19.0.1",
+            "198.19.128.1",
+            "-p",
+            "443",
+            "--timeout",
+            "200ms",
+            "--ladder",
+            "--ascii",
+        ])
+        .output()
+        .expect("run synack");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // The host down: its line, then a ladder of what was sent, twice each, unanswered.
+    let down = text
+        .split("198.19.128.1: down: no answer to echo, timestamp, 80, 443")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no down line: {text}"));
+    let down_ladder: String = down
+        .lines()
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(down_ladder.contains("host 198.19.128.1"), "{down_ladder}");
+    for (label, n) in [
+        ("echo-request id=", 2),
+        ("timestamp-request id=", 2),
+        ("SYN to :80 seq=0", 2),
+        ("SYN to :443 seq=0", 2),
+        ("(retry)", 2),
+    ] {
+        assert_eq!(
+            down_ladder.matches(label).count(),
+            n,
+            "{label}: {down_ladder}"
+        );
+    }
+    assert!(
+        !down_ladder.contains("<-"),
+        "nothing answered: {down_ladder}"
+    );
+    assert!(
+        down_ladder.contains("no reply after") && down_ladder.contains("(2 echo-requests, "),
+        "{down_ladder}"
+    );
+    // The host up: its heading, the proof, then its discovery ladder with the answers
+    // (the AnyIP target answers echo, timestamp, 80 with a RST and 443 with a SYN/ACK).
+    let up = text
+        .split("synack report for 198.19.0.1")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no report: {text}"));
+    let up_ladder: String = up
+        .lines()
+        .skip_while(|l| !l.starts_with("198.19.0.1: up: "))
+        .skip(1)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        up_ladder.contains("host 198.19.0.1"),
+        "{up_ladder}\n---\n{text}"
+    );
+    for (label, incoming) in [
+        ("echo-request id=", false),
+        ("echo-reply id=", true),
+        ("SYN to :80", false),
+        ("RST/ACK from :80", true),
+        ("SYN to :443", false),
+        ("SYN/ACK from :443", true),
+    ] {
+        assert!(
+            up_ladder
+                .lines()
+                .any(|l| l.contains(label) && l.contains("|<-") == incoming),
+            "{label}: {up_ladder}"
+        );
+    }
+}

@@ -22,7 +22,9 @@ use super::prober::{ProbeConfig, ProbeEvent};
 use super::{ProberHandles, Progress, ScanError, ScanHooks, ScanOptions, capture};
 use super::{join_probers, start_probers};
 use crate::finish::Run;
-use synack_core::exchange::{Attempt, Dir, MAX_ATTEMPTS, Tracker, TrackerStats};
+use synack_core::decode::{Observation, Ping};
+use synack_core::exchange::{Attempt, Dir, MAX_ATTEMPTS, TracePacket, Tracker, TrackerStats};
+use synack_core::frame::Timestamp;
 use synack_core::verdict::{Baseline, ConnectOutcome, LiveFacts, ProbeRecord};
 
 /// How long after a target's last port is decided the correlator waits for that port's
@@ -59,10 +61,9 @@ fn needs_calibration(ip: IpAddr, attempts: &[&Attempt]) -> bool {
 /// Whether an observation concerns one of the scanned addresses.
 fn concerns(obs: &synack_core::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
     match obs {
-        synack_core::decode::Observation::Tcp(t) => {
-            scope.contains(&t.ip.dst) || scope.contains(&t.ip.src)
-        }
-        synack_core::decode::Observation::Icmp(e) => scope.contains(&e.quoted.dst),
+        Observation::Tcp(t) => scope.contains(&t.ip.dst) || scope.contains(&t.ip.src),
+        Observation::Icmp(e) => scope.contains(&e.quoted.dst),
+        Observation::Ping(p) => scope.contains(&p.ip.dst) || scope.contains(&p.ip.src),
     }
 }
 
@@ -118,7 +119,15 @@ struct Correlator<'r, 's> {
     progress: Progress,
     /// The probers' pace: pairs judged are counted here.
     pace: Arc<super::prober::Pace>,
+    /// Host discovery runs: its echo and timestamp messages are kept per host
+    /// (`pings`) for the host's ladder.
+    discovering: bool,
+    pings: FxHashMap<IpAddr, Vec<TracePacket>>,
 }
+
+/// A host's discovery sends at most 2 rounds of echo and timestamp requests; more
+/// messages than this (someone else pinging it too) are not kept.
+const MAX_HOST_PINGS: usize = 16;
 
 impl Correlator<'_, '_> {
     fn state(&mut self, ip: IpAddr) -> &mut TargetState {
@@ -169,21 +178,52 @@ impl Correlator<'_, '_> {
     /// A host discovered: reported at once. A host down is done (its discovery packets
     /// are freed, its ports leave the progress total); a host up waits for its ports.
     fn host(&mut self, h: super::discovery::HostFound) {
-        self.run.host(&crate::report::HostReport {
-            ip: h.ip,
-            name: None,
-            up: h.up,
-            probes: &h.probes,
-        });
         if h.up.is_some() {
+            self.run.host(&crate::report::HostReport {
+                ip: h.ip,
+                name: None,
+                up: h.up,
+                probes: &h.probes,
+                discovery: None,
+            });
             self.state(h.ip).discovery_flows = h.flows;
         } else {
+            // Down: every packet of its discovery is in (it waited two timeouts).
             self.scope.remove(&h.ip);
-            drop(self.tracker.take_target(h.ip));
+            let discovery = crate::report::Discovery::new(
+                self.tracker.take_target(h.ip),
+                self.pings.remove(&h.ip).unwrap_or_default(),
+            );
+            self.run.host(&crate::report::HostReport {
+                ip: h.ip,
+                name: None,
+                up: h.up,
+                probes: &h.probes,
+                discovery: Some(&discovery),
+            });
             self.progress.ports_total = self
                 .progress
                 .ports_total
                 .saturating_sub(self.ports_per_target);
+        }
+    }
+
+    /// An echo or timestamp message to or from a host being discovered or scanned.
+    fn ping(&mut self, ts: Timestamp, p: &Ping) {
+        if !self.discovering {
+            return;
+        }
+        let (host, dir) = if p.kind.is_reply() {
+            (p.ip.src, Dir::In)
+        } else {
+            (p.ip.dst, Dir::Out)
+        };
+        if !self.scope.contains(&host) {
+            return;
+        }
+        let kept = self.pings.entry(host).or_default();
+        if kept.len() < MAX_HOST_PINGS {
+            kept.push(TracePacket::ping(ts, dir, p));
         }
     }
 
@@ -230,9 +270,15 @@ impl Correlator<'_, '_> {
         };
         self.scope.remove(&ip);
         let mut attempts = self.tracker.take_target(ip);
-        if !st.discovery_flows.is_empty() {
-            attempts.retain(|a| !st.discovery_flows.contains(&a.key.scanner));
-        }
+        // Its discovery exchange: the connect() probes' attempts and the ICMP messages.
+        let pings = self.pings.remove(&ip).unwrap_or_default();
+        let discovery = (!st.discovery_flows.is_empty() || !pings.is_empty()).then(|| {
+            let (probes, ports): (Vec<Attempt>, Vec<Attempt>) = attempts
+                .drain(..)
+                .partition(|a| st.discovery_flows.contains(&a.key.scanner));
+            attempts = ports;
+            crate::report::Discovery::new(probes, pings)
+        });
         if !st.credited {
             let judged = st.records.len().min(self.ports_per_target) as u64;
             self.pace
@@ -247,7 +293,8 @@ impl Correlator<'_, '_> {
             attempts_limit_reached: (self.tracker.stats().attempts_not_kept > 0)
                 .then_some(MAX_ATTEMPTS),
         };
-        self.run.target(ip, attempts, Some(&facts));
+        self.run
+            .target(ip, attempts, Some(&facts), discovery.as_ref());
     }
 
     /// The end (probers done or interrupted): every target still here is judged with
@@ -303,6 +350,8 @@ pub(super) fn correlate(
             ..Progress::default()
         },
         pace: pace.clone(),
+        discovering: super::discovers(opts, addrs),
+        pings: FxHashMap::default(),
     };
     let cal_port = if captured {
         calibration_port(&opts.probe)
@@ -340,11 +389,15 @@ pub(super) fn correlate(
             },
             recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
                 Ok(batch) => {
-                    let scope = &c.scope;
-                    let accept = |k: &synack_core::exchange::FlowKey| scope.contains(&k.target.ip());
                     for (ts, obs) in &batch {
-                        c.tracker.observe(*ts, obs, accept);
-                        if concerns(obs, scope) {
+                        if let Observation::Ping(p) = obs {
+                            c.ping(*ts, p);
+                        } else {
+                            let scope = &c.scope;
+                            c.tracker
+                                .observe(*ts, obs, |k| scope.contains(&k.target.ip()));
+                        }
+                        if concerns(obs, &c.scope) {
                             hooks.packet(*ts, obs);
                         }
                     }

@@ -133,6 +133,12 @@ type ProberHandles = Vec<std::thread::JoinHandle<io::Result<()>>>;
 /// Probers run in parallel when the machine has the cores: each kernel connect() costs
 /// a few microseconds of the calling thread's time (the SYN is sent and, on a near
 /// target, the answer processed inside it), so one thread bounds the scan rate.
+/// Whether the scan discovers its hosts first: asked for (no -Pn), and more than one
+/// target (as nmap, one named host is scanned as given).
+fn discovers(opts: &ScanOptions, addrs: &[IpAddr]) -> bool {
+    opts.discovery && addrs.len() > 1
+}
+
 fn prober_threads(attempts: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.clamp(1, 4).min(attempts.div_ceil(1024).max(1))
@@ -223,7 +229,7 @@ pub fn prepare(targets: &[Target], opts: &ScanOptions) -> Result<Prepared, ScanE
     let by_iface = routed.routes;
     let (captures, writer) = open_captures(&by_iface, opts, &mut report)?;
     report.captured = !captures.is_empty();
-    let discovery = (opts.discovery && addrs.len() > 1).then(|| {
+    let discovery = discovers(opts, &addrs).then(|| {
         discovery::IcmpSockets::open(
             addrs.iter().any(IpAddr::is_ipv4),
             addrs.iter().any(IpAddr::is_ipv6),

@@ -197,6 +197,7 @@ mod tests {
             match self.0 {
                 PacketKind::Tcp(f) => s.collect_str(&f.with_ae(self.1)),
                 PacketKind::Icmp(k) => s.collect_str(&k),
+                PacketKind::Ping(k) => s.collect_str(&k),
             }
         }
     }

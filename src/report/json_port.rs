@@ -183,6 +183,7 @@ fn write_packet(
         PacketKind::Icmp(k) => {
             let _ = write!(out, "{k}");
         }
+        PacketKind::Ping(k) => out.extend_from_slice(k.name().as_bytes()),
     }
     out.extend_from_slice(b"\",\"t_ms\":");
     serde_json::to_writer(&mut *out, &t_ms(p, v)).expect("a float serialises");

@@ -250,8 +250,10 @@ fn is_syn_only(p: &TracePacket) -> bool {
     p.flags().is_some_and(|f| f.is_syn_only())
 }
 
-/// Labels every packet of the trace, in order.
-fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
+/// Labels every packet of the trace, in order. `ports` (a host's discovery ladder, whose
+/// connect() probes went to several ports) names each TCP packet's target port by the
+/// scanner's port of its attempt.
+fn arrows(v: &PortVerdict, middle: Option<&Middle>, ports: &[(u16, u16)]) -> Vec<Arrow> {
     let probe_dscp = v
         .trace
         .iter()
@@ -270,15 +272,39 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
         });
     }
     let mut previous_syn: Option<(IpAddr, u16)> = None;
+    // A host's ladder: target ports that had a SYN already (a second is discovery's retry).
+    let mut syn_ports: Vec<u16> = Vec::new();
     let mut out = Vec::with_capacity(v.trace.len());
     for p in &v.trace {
         let b = bases.entry(p.scanner_port).or_default();
         let mut text = packet_label(p);
+        let host_port = ports
+            .iter()
+            .find(|(scanner, _)| *scanner == p.scanner_port)
+            .map(|&(_, port)| port)
+            .filter(|_| matches!(p.kind, PacketKind::Tcp(_)));
+        if let Some(port) = host_port {
+            let _ = match p.dir {
+                Dir::Out => write!(text, " to :{port}"),
+                Dir::In => write!(text, " from :{port}"),
+            };
+        }
         let mut end = End::Target;
         match (p.dir, p.kind) {
             (Dir::Out, PacketKind::Tcp(f)) => {
                 let mut mark = None;
-                if f.is_syn_only() {
+                if let (true, Some(port)) = (f.is_syn_only(), host_port) {
+                    // Each connect() probe is an attempt of its own; a second SYN to a
+                    // port is the next round.
+                    if syn_ports.contains(&port) {
+                        mark = Some("(retry)".to_string());
+                    }
+                    syn_ports.push(port);
+                    *b = Bases {
+                        ours: Some(p.seq),
+                        ..Bases::default()
+                    };
+                } else if f.is_syn_only() {
                     if p.retransmission {
                         mark = Some("(retransmission)".to_string());
                     } else {
@@ -348,6 +374,14 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
                 }
                 let _ = write!(text, " ttl={}", p.ttl);
             }
+            // Host discovery: identifier and sequence number as sent, as ping shows them.
+            (_, PacketKind::Ping(_)) => {
+                let _ = write!(
+                    text,
+                    " id=0x{:04x} seq={} ttl={}",
+                    p.scanner_port, p.seq, p.ttl
+                );
+            }
         }
         if p.dir == Dir::In && p.from != v.target.ip() {
             if let Some(m) = middle.filter(|m| m.addr.is_some()) {
@@ -364,7 +398,7 @@ fn arrows(v: &PortVerdict, middle: Option<&Middle>) -> Vec<Arrow> {
         }
         let paint = match (p.dir, p.kind) {
             (Dir::Out, _) => Paint::Out,
-            (Dir::In, PacketKind::Icmp(_)) => Paint::Icmp,
+            (Dir::In, PacketKind::Icmp(_) | PacketKind::Ping(_)) => Paint::Icmp,
             (Dir::In, PacketKind::Tcp(f)) if f.rst() => Paint::Reset,
             (Dir::In, PacketKind::Tcp(_)) => Paint::In,
         };
@@ -438,11 +472,50 @@ fn draw(row: &mut Row, layout: &Layout, a: &Arrow, g: &Glyphs) -> Option<String>
 
 /// The diagram of one port's exchange.
 pub fn ladder(v: &PortVerdict, opts: &LadderOptions) -> String {
+    draw_ladder(v, opts, None)
+}
+
+/// The diagram of one host's discovery exchange: its echo and timestamp messages and
+/// the connect() probes' packets, in capture order. `ports` pairs each connect() probe's
+/// local port with the port it went to (80, 443).
+pub fn host_ladder(
+    ip: IpAddr,
+    packets: Vec<TracePacket>,
+    ports: &[(u16, u16)],
+    opts: &LadderOptions,
+) -> String {
+    let answered = packets.iter().any(|p| p.dir == Dir::In);
+    let v = PortVerdict {
+        target: SocketAddr::new(ip, 0),
+        state: if answered {
+            synack_core::verdict::State::Open
+        } else {
+            synack_core::verdict::State::Filtered
+        },
+        reason: if answered {
+            Reason::SynAck
+        } else {
+            Reason::NoResponse
+        },
+        responder: Responder::Unknown,
+        evidence: Vec::new(),
+        started: packets.first().map(|p| p.ts).unwrap_or_default(),
+        trace: packets,
+        attempts: 0,
+        observed: true,
+        note: None,
+        outcomes: Vec::new(),
+        left_out: 0,
+    };
+    draw_ladder(&v, opts, Some(ports))
+}
+
+fn draw_ladder(v: &PortVerdict, opts: &LadderOptions, host: Option<&[(u16, u16)]>) -> String {
     let g = if opts.unicode { &UNICODE } else { &ASCII };
     let width = opts.width.max(MIN_LAYOUT);
     let scanner = scanner_ip(v);
     let middle = middle_of(v, scanner);
-    let arrows = arrows(v, middle.as_ref());
+    let arrows = arrows(v, middle.as_ref(), host.unwrap_or_default());
 
     let times: Vec<String> = arrows
         .iter()
@@ -481,13 +554,18 @@ pub fn ladder(v: &PortVerdict, opts: &LadderOptions) -> String {
         .find(|p| p.dir == Dir::Out && is_syn_only(p))
         .or(v.trace.first())
         .map(|p| p.scanner_port);
+    // A host's ladder spans several attempts: the scanner is named without a port.
+    let first_port = first_port.filter(|_| host.is_none());
     let scanner_label = match (scanner, first_port) {
         (Some(ip), Some(port)) => format!("scanner {}", SocketAddr::new(ip, port)),
         (None, Some(port)) => format!("scanner :{port}"),
         (Some(ip), None) => format!("scanner {ip}"),
         (None, None) => "scanner".to_string(),
     };
-    let target_label = format!("target {}", v.target);
+    let target_label = match host {
+        Some(_) => format!("host {}", v.target.ip()),
+        None => format!("target {}", v.target),
+    };
     let sl = width_of(&scanner_label);
     let tl = width_of(&target_label);
     let mut head = Row::blank(width);
@@ -545,7 +623,11 @@ pub fn ladder(v: &PortVerdict, opts: &LadderOptions) -> String {
         }
     }
 
-    for line in footer(v, &arrows, g) {
+    let closing = match host {
+        Some(_) => host_footer(v, &arrows, g),
+        None => footer(v, &arrows, g),
+    };
+    for line in closing {
         let mut row = layout.lifelines(g.life);
         let col = left + 2;
         row.put(col, &fit(&line, width - col, g), Paint::Plain);
@@ -557,6 +639,35 @@ pub fn ladder(v: &PortVerdict, opts: &LadderOptions) -> String {
         row.render(opts.width, opts.color, &mut out);
     }
     out
+}
+
+/// A host's closing line when nothing answered: how long, and what was sent.
+fn host_footer(v: &PortVerdict, arrows: &[Arrow], g: &Glyphs) -> Vec<String> {
+    let ell = g.ellipsis;
+    if arrows.is_empty() {
+        return vec![format!("{ell} no packets captured")];
+    }
+    if v.trace.iter().any(|p| p.dir == Dir::In) {
+        return Vec::new();
+    }
+    let mut sent: Vec<(String, usize)> = Vec::new();
+    for p in v.trace.iter().filter(|p| p.dir == Dir::Out) {
+        let label = packet_label(p);
+        match sent.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => sent.push((label, 1)),
+        }
+    }
+    let list: Vec<String> = sent
+        .iter()
+        .map(|(l, n)| format!("{n} {l}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    let span = arrows.last().map_or(0, |a| a.offset);
+    vec![format!(
+        "{ell} no reply after {} ({})",
+        fmt_secs(span),
+        list.join(", ")
+    )]
 }
 
 /// Closing lines: how the exchange ended when no packet shows it.

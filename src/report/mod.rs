@@ -68,6 +68,7 @@ impl ScanReport {
                 ip,
                 name: self.names.get(&ip).map(String::as_str),
                 verdicts: &owned[start..end],
+                discovery: None,
             })?;
             hosts += 1;
             start = end;
@@ -128,6 +129,34 @@ pub struct TargetReport<'a> {
     /// The hostname the user typed for it, if any.
     pub name: Option<&'a str>,
     pub verdicts: &'a [PortVerdict],
+    /// Its host discovery exchange (a live scan with discovery and a capture).
+    pub discovery: Option<&'a Discovery>,
+}
+
+/// A host's discovery exchange as captured, for `--ladder`: its echo and timestamp
+/// messages and its connect() probes' packets in capture order, and each probe's (local
+/// port, target port).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discovery {
+    pub packets: Vec<synack_core::exchange::TracePacket>,
+    pub ports: Vec<(u16, u16)>,
+}
+
+impl Discovery {
+    /// The exchange from the probes' attempts and the host's ICMP messages.
+    pub fn new(
+        attempts: Vec<synack_core::exchange::Attempt>,
+        pings: Vec<synack_core::exchange::TracePacket>,
+    ) -> Discovery {
+        let ports = attempts
+            .iter()
+            .map(|a| (a.key.scanner.port(), a.key.target.port()))
+            .collect();
+        let mut packets = pings;
+        packets.extend(attempts.into_iter().flat_map(|a| a.packets));
+        packets.sort_by_key(|p| p.ts);
+        Discovery { packets, ports }
+    }
 }
 
 /// A host discovery probe (docs/verdicts.md, "Host discovery").
@@ -194,6 +223,9 @@ pub struct HostReport<'a> {
     pub up: Option<HostProof>,
     /// Every probe sent to it, in the order sent.
     pub probes: &'a [HostProbe],
+    /// Its discovery exchange as captured, when it is down (a host up shows its own
+    /// with its report, [`TargetReport::discovery`], once every packet is in).
+    pub discovery: Option<&'a Discovery>,
 }
 
 impl HostReport<'_> {
@@ -326,6 +358,7 @@ pub fn packet_label(p: &TracePacket) -> String {
     match p.kind {
         PacketKind::Tcp(f) => f.with_ae(p.ae).to_string(),
         PacketKind::Icmp(k) => k.to_string(),
+        PacketKind::Ping(k) => k.to_string(),
     }
 }
 
@@ -445,6 +478,22 @@ pub fn live_line(offset_ns: u64, obs: &synack_core::decode::Observation, unicode
             format!(
                 "+{ms:9.3}ms  {target:<22} {inn} {} from {} ttl {}",
                 e.kind, e.ip.src, e.ip.ttl
+            )
+        }
+        // Host discovery: the host, not a port.
+        Observation::Ping(p) => {
+            let (host, arrow) = if p.kind.is_reply() {
+                (p.ip.src, inn)
+            } else {
+                (p.ip.dst, out)
+            };
+            format!(
+                "+{ms:9.3}ms  {:<22} {arrow} {} id 0x{:04x} seq {} ttl {}",
+                host.to_string(),
+                p.kind,
+                p.ident,
+                p.seq,
+                p.ip.ttl
             )
         }
     }

@@ -210,6 +210,9 @@ impl<W: Write> Sink for TextSink<W> {
             return Ok(());
         }
         writeln!(self.out, "{}", h.line())?;
+        if let (Some(lopts), Some(d)) = (&self.opts.ladder, h.discovery) {
+            write_discovery(&mut self.out, h.ip, d, lopts)?;
+        }
         self.out.flush()
     }
 
@@ -228,6 +231,19 @@ impl<W: Write> Sink for TextSink<W> {
     }
 }
 
+/// A host's discovery exchange as a ladder (`--ladder`), between blank lines.
+fn write_discovery(
+    out: &mut dyn Write,
+    ip: std::net::IpAddr,
+    d: &super::Discovery,
+    lopts: &super::ladder::LadderOptions,
+) -> io::Result<()> {
+    writeln!(out)?;
+    let ladder = super::ladder::host_ladder(ip, d.packets.clone(), &d.ports, lopts);
+    write!(out, "{ladder}")?;
+    writeln!(out)
+}
+
 fn write_target(
     out: &mut dyn Write,
     t: &TargetReport<'_>,
@@ -242,6 +258,9 @@ fn write_target(
     writeln!(out, "synack report for {name}")?;
     if let Some(up) = up {
         writeln!(out, "{up}")?;
+    }
+    if let (Some(lopts), Some(d)) = (&opts.ladder, t.discovery) {
+        write_discovery(out, ip, d, lopts)?;
     }
     // Collapse big groups of one state and reason (nmap's "Not shown").
     let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();

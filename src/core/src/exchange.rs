@@ -21,7 +21,7 @@ use std::hash::BuildHasher;
 use hashbrown::HashTable;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
-use crate::decode::{IcmpKind, Observation, TcpFlags, TcpSegment};
+use crate::decode::{IcmpKind, Observation, Ping, PingKind, TcpFlags, TcpSegment};
 use crate::frame::Timestamp;
 
 /// At most this many packets are kept per attempt; the rest are counted. A capture of a
@@ -91,6 +91,9 @@ pub enum Dir {
 pub enum PacketKind {
     Tcp(TcpFlags),
     Icmp(IcmpKind),
+    /// An echo or timestamp message of host discovery: never part of a port's exchange,
+    /// only of a host's ([`TracePacket::ping`]).
+    Ping(PingKind),
 }
 
 /// One packet of an exchange, with the header fields that serve as evidence.
@@ -132,7 +135,36 @@ impl TracePacket {
     pub fn flags(&self) -> Option<TcpFlags> {
         match self.kind {
             PacketKind::Tcp(f) => Some(f),
-            PacketKind::Icmp(_) => None,
+            PacketKind::Icmp(_) | PacketKind::Ping(_) => None,
+        }
+    }
+
+    /// A discovery echo or timestamp message as a trace packet: `seq` holds its sequence
+    /// number and `scanner_port` its identifier (what names the exchange, as a source
+    /// port does a TCP one); `client` is the scanner's address.
+    pub fn ping(ts: Timestamp, dir: Dir, p: &Ping) -> TracePacket {
+        TracePacket {
+            ts,
+            dir,
+            kind: PacketKind::Ping(p.kind),
+            from: p.ip.src,
+            ttl: p.ip.ttl,
+            dscp: p.ip.dscp,
+            ip_id: p.ip.ip_id,
+            flow_label: p.ip.flow_label,
+            seq: u32::from(p.seq),
+            ack: 0,
+            win: 0,
+            scanner_port: p.ident,
+            client: match dir {
+                Dir::Out => p.ip.src,
+                Dir::In => p.ip.dst,
+            },
+            retransmission: false,
+            cut: false,
+            ae: false,
+            payload_len: 0,
+            early: false,
         }
     }
 }
@@ -562,6 +594,8 @@ impl Tracker {
         }
         match obs {
             Observation::Tcp(seg) => self.observe_tcp(ts, seg, accept_new),
+            // Host discovery's, not an attempt's (the live correlator keeps them).
+            Observation::Ping(_) => None,
             Observation::Icmp(err) => {
                 let q = &err.quoted;
                 let key = FlowKey {

@@ -277,10 +277,63 @@ pub struct IcmpError {
     pub quoted: QuotedTcp,
 }
 
+/// An ICMP query of host discovery, or its reply (RFC 792; RFC 4443 §4 for echo over
+/// IPv6). Not part of any port's exchange: the live scan shows them in a host's
+/// discovery ladder, replay passes over them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PingKind {
+    EchoRequest,
+    EchoReply,
+    TimestampRequest,
+    TimestampReply,
+}
+
+impl PingKind {
+    fn of(v6: bool, icmp_type: u8) -> Option<PingKind> {
+        Some(match (v6, icmp_type) {
+            (false, 8) | (true, 128) => PingKind::EchoRequest,
+            (false, 0) | (true, 129) => PingKind::EchoReply,
+            (false, 13) => PingKind::TimestampRequest,
+            (false, 14) => PingKind::TimestampReply,
+            _ => return None,
+        })
+    }
+
+    /// nmap's words: "echo-reply" is also its reason for a host up.
+    pub fn name(self) -> &'static str {
+        match self {
+            PingKind::EchoRequest => "echo-request",
+            PingKind::EchoReply => "echo-reply",
+            PingKind::TimestampRequest => "timestamp-request",
+            PingKind::TimestampReply => "timestamp-reply",
+        }
+    }
+
+    pub fn is_reply(self) -> bool {
+        matches!(self, PingKind::EchoReply | PingKind::TimestampReply)
+    }
+}
+
+impl fmt::Display for PingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ping {
+    pub ip: IpMeta,
+    pub kind: PingKind,
+    pub ident: u16,
+    pub seq: u16,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Observation {
     Tcp(TcpSegment),
     Icmp(IcmpError),
+    /// An echo or timestamp request or reply (host discovery).
+    Ping(Ping),
 }
 
 /// Why a frame yields no observation. Counted, never fatal: captures hold all sorts.
@@ -562,6 +615,7 @@ fn decode_ip(bytes: &[u8]) -> Result<IpContent<'_>, Skip> {
                 false,
                 icmp.type_u8(),
                 icmp.code_u8(),
+                icmp.slice(),
                 icmp.payload(),
             )
             .map(IpContent::Done)
@@ -573,6 +627,7 @@ fn decode_ip(bytes: &[u8]) -> Result<IpContent<'_>, Skip> {
                 true,
                 icmp.type_u8(),
                 icmp.code_u8(),
+                icmp.slice(),
                 icmp.payload(),
             )
             .map(IpContent::Done)
@@ -714,10 +769,23 @@ fn icmp_error(
     v6: bool,
     icmp_type: u8,
     code: u8,
+    raw: &[u8],
     quote: &[u8],
 ) -> Result<Observation, Skip> {
     if !IcmpKind::is_error(v6, icmp_type) {
-        return Err(Skip::OtherProtocol);
+        // An echo or timestamp message: identifier and sequence number follow the
+        // checksum (RFC 792, bytes 4 to 7 of the ICMP header).
+        let (Some(kind), Some(ident), Some(seq)) =
+            (PingKind::of(v6, icmp_type), raw.get(4..6), raw.get(6..8))
+        else {
+            return Err(Skip::OtherProtocol);
+        };
+        return Ok(Observation::Ping(Ping {
+            ip,
+            kind,
+            ident: u16::from_be_bytes([ident[0], ident[1]]),
+            seq: u16::from_be_bytes([seq[0], seq[1]]),
+        }));
     }
     let (inner, _) = LaxIpSlice::from_slice(quote).map_err(|_| Skip::IcmpQuoteNotTcp)?;
     let inner_ip = ip_meta(&inner);

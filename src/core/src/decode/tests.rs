@@ -159,9 +159,55 @@ fn icmp_quoting_garbage_is_skipped() {
         decode(&frame(LinkType::RawIp, &bytes)),
         Err(Skip::IcmpQuoteNotTcp)
     );
-    let echo = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 0, 0, &[1, 2, 3, 4]).raw();
+    // Neither an error nor a discovery message: a router advertisement (type 9).
+    let other = icmp_v4([198, 18, 2, 1], [198, 18, 1, 1], 9, 0, &[1, 2, 3, 4]).raw();
     assert_eq!(
-        decode(&frame(LinkType::RawIp, &echo)),
+        decode(&frame(LinkType::RawIp, &other)),
+        Err(Skip::OtherProtocol)
+    );
+}
+
+/// Echo and timestamp messages decode with their identifier and sequence number (host
+/// discovery's ladder shows them); other ICMP queries stay silent skips.
+#[test]
+fn discovery_messages_decode_with_identifier_and_sequence() {
+    let with_id = |mut raw: Vec<u8>, at: usize| {
+        raw[at + 4..at + 8].copy_from_slice(&[0x12, 0x34, 0, 2]);
+        raw
+    };
+    let cases = [
+        (8, PingKind::EchoRequest),
+        (0, PingKind::EchoReply),
+        (13, PingKind::TimestampRequest),
+        (14, PingKind::TimestampReply),
+    ];
+    for (icmp_type, kind) in cases {
+        let body = [0u8; 12];
+        let raw = with_id(
+            icmp_v4([198, 18, 1, 1], [198, 19, 0, 5], icmp_type, 0, &body).raw(),
+            20,
+        );
+        let Ok(Observation::Ping(p)) = decode(&frame(LinkType::RawIp, &raw)) else {
+            panic!(
+                "type {icmp_type}: {:?}",
+                decode(&frame(LinkType::RawIp, &raw))
+            );
+        };
+        assert_eq!((p.kind, p.ident, p.seq), (kind, 0x1234, 2));
+        assert_eq!(p.ip.dst, "198.19.0.5".parse::<IpAddr>().unwrap());
+    }
+    let six = with_id(
+        icmp_v6("2001:db8::2", "2001:db8::1", 129, 0, &[0; 4]).raw(),
+        40,
+    );
+    let Ok(Observation::Ping(p)) = decode(&frame(LinkType::RawIp, &six)) else {
+        panic!("{:?}", decode(&frame(LinkType::RawIp, &six)));
+    };
+    assert_eq!((p.kind, p.ident, p.seq), (PingKind::EchoReply, 0x1234, 2));
+    // ICMPv6 has no timestamp messages: type 13 there is nothing synack reads.
+    let not = icmp_v6("2001:db8::2", "2001:db8::1", 13, 0, &[0; 12]).raw();
+    assert_eq!(
+        decode(&frame(LinkType::RawIp, &not)),
         Err(Skip::OtherProtocol)
     );
 }
