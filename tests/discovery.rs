@@ -332,3 +332,81 @@ fn ladder_shows_the_discovery_exchange() {
         );
     }
 }
+
+/// Ctrl-C during discovery: the hosts already proven up are reported (their ports were
+/// never scanned), the undecided ones are neither up nor down but counted in a warning,
+/// and the exit status is 130.
+#[test]
+fn ctrl_c_during_discovery_reports_what_was_decided() {
+    if !lab::root_or_skip("ctrl_c_during_discovery_reports_what_was_decided") {
+        return;
+    }
+    let lab = lab_with_dead_hosts("discint");
+    for json in [true, false] {
+        let mut cmd = lab::command(&lab.scanner, BIN);
+        // A 5 s timeout: the dead hosts are still in their first round at the signal.
+        cmd.args([
+            "scan",
+            LIVE,
+            "198.19.128.0/26",
+            "-p",
+            "443",
+            "--timeout",
+            "5s",
+        ]);
+        if json {
+            cmd.arg("--json");
+        }
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run synack");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        // SAFETY: kill with our own child's pid (ip netns exec execs synack) and SIGINT.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(out.status.code(), Some(130), "{stdout}");
+        let warning = "interrupted during host discovery: 64 of 72 hosts were not decided";
+        if json {
+            let mut hosts = 0;
+            for line in stdout.lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                match v["type"].as_str() {
+                    Some("host") => {
+                        hosts += 1;
+                        assert_eq!(v["state"], "up", "{line}");
+                        assert!(v["target"].as_str().unwrap().starts_with("198.19.0."));
+                    }
+                    Some("summary") => {
+                        assert_eq!(v["interrupted"], true, "{line}");
+                        // Omitted when zero.
+                        assert!(v["hosts_down"].is_null(), "{line}");
+                        let w = v["warnings"].to_string();
+                        assert!(w.contains(warning), "{line}");
+                    }
+                    Some("port") => panic!("no port was scanned: {line}"),
+                    _ => {}
+                }
+            }
+            assert_eq!(hosts, 8, "{stdout}");
+        } else {
+            for i in 0..8 {
+                let up = format!("198.19.0.{i}: up: ");
+                let line = stdout
+                    .lines()
+                    .find(|l| l.starts_with(&up))
+                    .unwrap_or_else(|| panic!("{up}: {stdout}"));
+                assert!(
+                    line.ends_with("(interrupted before its ports were scanned)"),
+                    "{line}"
+                );
+            }
+            assert!(!stdout.contains(": down: "), "{stdout}");
+            // Warnings go to standard error.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(warning), "{stderr}");
+        }
+    }
+}

@@ -123,6 +123,8 @@ struct Correlator<'r, 's> {
     /// (`pings`) for the host's ladder.
     discovering: bool,
     pings: FxHashMap<IpAddr, Vec<TracePacket>>,
+    /// Hosts discovery decided (up or down).
+    hosts_decided: usize,
 }
 
 /// A host's discovery sends at most 2 rounds of echo and timestamp requests; more
@@ -178,6 +180,7 @@ impl Correlator<'_, '_> {
     /// A host discovered: reported at once. A host down is done (its discovery packets
     /// are freed, its ports leave the progress total); a host up waits for its ports.
     fn host(&mut self, h: super::discovery::HostFound) {
+        self.hosts_decided += 1;
         if h.up.is_some() {
             self.run.host(&crate::report::HostReport {
                 ip: h.ip,
@@ -352,6 +355,7 @@ pub(super) fn correlate(
         pace: pace.clone(),
         discovering: super::discovers(opts, addrs),
         pings: FxHashMap::default(),
+        hosts_decided: 0,
     };
     let cal_port = if captured {
         calibration_port(&opts.probe)
@@ -461,5 +465,12 @@ pub(super) fn correlate(
     // calibration could not run): judged with what they completed.
     c.held.clear();
     c.flush();
+    if c.discovering && c.hosts_decided < addrs.len() {
+        // Only Ctrl-C ends discovery early: the rest were neither up nor down.
+        c.run.warn(crate::report::words::discovery_interrupted(
+            addrs.len() - c.hosts_decided,
+            addrs.len(),
+        ));
+    }
     Ok(c.tracker.stats())
 }

@@ -408,9 +408,11 @@ pub(super) fn discover_group(
             false
         });
     }
+    // Interrupted (Ctrl-C): the hosts proven up are decided too; the others are not
+    // reported at all (the correlator counts them in a warning), never as down.
     Ok(hosts
         .into_iter()
-        .filter(|h| h.done)
+        .filter(|h| h.done || h.up.is_some())
         .map(|h| HostFound {
             ip: h.ip,
             up: h.up,

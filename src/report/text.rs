@@ -226,6 +226,17 @@ impl<W: Write> Sink for TextSink<W> {
     }
 
     fn finish(&mut self, s: &RunSummary) -> io::Result<()> {
+        if s.interrupted {
+            // Hosts found up whose ports Ctrl-C kept from being scanned: still up.
+            let mut left: Vec<_> = self.up.drain().collect();
+            left.sort();
+            for (_, line) in left {
+                writeln!(
+                    self.out,
+                    "{line} (interrupted before its ports were scanned)"
+                )?;
+            }
+        }
         write_end(&mut self.out, s)?;
         self.out.flush()
     }

@@ -339,6 +339,13 @@ pub fn calibration_answered(v: &synack_core::verdict::PortVerdict) -> String {
     )
 }
 
+/// Run warning: Ctrl-C came while hosts were still being discovered.
+pub fn discovery_interrupted(undecided: usize, total: usize) -> String {
+    format!(
+        "interrupted during host discovery: {undecided} of {total} hosts were not decided (neither up nor down) and are not reported"
+    )
+}
+
 /// Run warning: the correlator's memory bound was reached.
 pub fn attempts_not_kept(not_kept: u64, limit: usize) -> String {
     format!(
