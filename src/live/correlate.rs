@@ -174,6 +174,7 @@ impl Correlator<'_, '_> {
             name: None,
             up: h.up,
             probes: &h.probes,
+            no_neighbour: h.no_neighbour,
         });
         if h.up.is_some() {
             self.state(h.ip).discovery_flows = h.flows;

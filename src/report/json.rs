@@ -148,6 +148,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 "type": "host", "target": h.ip, "state": "up", "probe": p.probe.name(),
                 "reason": p.answer.name(), "rtt_ms": p.rtt.as_secs_f64() * 1e3, "probes": probes,
             }),
+            None if h.no_neighbour => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "down", "reason": "no-neighbour-reply",
+                "why": super::words::NoNeighbourDown(h.ip).to_string(), "probes": probes,
+            }),
             None => serde_json::json!({
                 "type": "host", "target": h.ip, "state": "down", "reason": "no-response",
                 "probes": probes,

@@ -200,6 +200,9 @@ pub struct HostReport<'a> {
     pub up: Option<HostProof>,
     /// Every probe sent to it, in the order sent.
     pub probes: &'a [HostProbe],
+    /// Down because nothing answered this host's ARP/ND requests: on a directly
+    /// connected network, no machine holds the address, and no probe left this host.
+    pub no_neighbour: bool,
 }
 
 impl HostReport<'_> {
@@ -217,6 +220,9 @@ impl HostReport<'_> {
                 p.probe.name(),
                 fmt_secs(p.rtt.as_nanos() as u64)
             ),
+            None if self.no_neighbour => {
+                format!("{who}: down: {}", words::NoNeighbourDown(self.ip))
+            }
             None => {
                 let list: Vec<_> = self.probes.iter().map(|p| p.name()).collect();
                 format!("{who}: down: no answer to {}", list.join(", "))

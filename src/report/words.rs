@@ -373,6 +373,22 @@ pub fn held_back(changed: usize, maybe: usize) -> Option<String> {
     }
 }
 
+/// Why a host is down when nothing answered its link-layer address requests: "no ARP
+/// reply: the scanner's own stack got no answer for 198.18.1.77 on the directly
+/// connected network (no probe left this host)".
+pub struct NoNeighbourDown(pub std::net::IpAddr);
+
+impl fmt::Display for NoNeighbourDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no {} reply: the scanner's own stack got no answer for {} on the directly connected network (no probe left this host)",
+            if self.0.is_ipv6() { "ND" } else { "ARP" },
+            self.0
+        )
+    }
+}
+
 /// Run warning: the correlator's memory bound was reached.
 pub fn attempts_not_kept(not_kept: u64, limit: usize) -> String {
     format!(
