@@ -190,7 +190,7 @@ pub struct ScanArgs {
     /// silent after the target answered earlier SYNs with ICMP errors (rate-limited
     /// REJECTs: Linux sends about one ICMP error per second per peer). 0 turns it off
     /// [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
     pub slow_retry_time: Option<Duration>,
     /// Connection attempts in flight at most [default: 512].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -381,6 +381,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration as [`parse_duration`] reads it, or 0 (off).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
