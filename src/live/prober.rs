@@ -174,8 +174,9 @@ struct InFlight {
     /// When the port's first attempt started.
     first: Instant,
     ts: Timestamp,
-    /// A slow re-probe (live/holdback.rs): the port it belongs to.
-    slow: Option<Held>,
+    /// A slow re-probe (live/holdback.rs): the port it belongs to (boxed: rare, and
+    /// the window's slots stay small).
+    slow: Option<Box<Held>>,
 }
 
 /// Work waiting to start: (target, attempts made so far, self-connects so far, when the
@@ -337,7 +338,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 }
                 next_start = next_start.max(now - iv) + iv;
             }
-            let slow_job = slow.next_due(now);
+            let slow_job = slow.next_due(now).map(Box::new);
             let job = match slow_job.as_ref().map(|h| (h.target, h.attempts, 0, None)) {
                 Some(j) => j,
                 None => match retry.pop_front() {
@@ -390,7 +391,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     // EMFILE/ENFILE: shrink the window to what is in flight and try again
                     // when something closes.
                     match slow_job {
-                        Some(h) => slow.not_started(h),
+                        Some(h) => slow.not_started(*h),
                         None => retry.push_front(job),
                     }
                     window = in_flight.max(1);
@@ -738,7 +739,7 @@ fn finish(
         let _ = sys::set_linger_zero(&f.fd);
     }
     drop(f.fd);
-    if let Some(mut held) = f.slow.take() {
+    if let Some(mut held) = f.slow.take().map(|b| *b) {
         // A slow re-probe ended: the port's earlier record goes out, this one is held
         // while the port may be tried once more.
         if let Some(prev) = held.record.replace(record) {
