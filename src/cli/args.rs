@@ -186,6 +186,12 @@ pub struct ScanArgs {
     /// warning names the host.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub host_timeout: Option<Duration>,
+    /// How long synack may spend per target re-probing, slower, the ports that stayed
+    /// silent after the target answered earlier SYNs with ICMP errors (rate-limited
+    /// REJECTs: Linux sends about one ICMP error per second per peer). 0 turns it off
+    /// [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_or_zero)]
+    pub slow_retry_time: Option<Duration>,
     /// Connection attempts in flight at most [default: 512].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub parallelism: Option<u32>,
@@ -194,7 +200,8 @@ pub struct ScanArgs {
     pub max_rate: Option<f64>,
     /// Connection attempts started per second at least: the window is widened to
     /// rate × timeout (1s while adaptive), so even unanswered attempts leave that fast.
-    /// synack never slows down on its own (no congestion control).
+    /// synack never slows down on its own (no congestion control), except to re-probe
+    /// the silent ports of a target that rate-limits its ICMP errors (--slow-retry-time).
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     pub min_rate: Option<f64>,
     /// This machine's part of a scan cut in N (1-based, as masscan's): every
@@ -374,6 +381,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration as [`parse_duration`] reads it, or 0 (off).
+pub fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -240,6 +240,9 @@ fn run_scan(args: ScanArgs, argv: Vec<String>) -> i32 {
             host_timeout: args.host_timeout,
             rtt_seeds: Default::default(),
             pace: None,
+            slow_retry_budget: args
+                .slow_retry_time
+                .unwrap_or(synack::live::holdback::DEFAULT_BUDGET),
         },
         capture: !args.no_capture,
         // stdout through /proc: the engine's clean-up (remove the -w file when the scan

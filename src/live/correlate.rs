@@ -188,6 +188,7 @@ impl Correlator<'_, '_> {
                 up: h.up,
                 probes: &h.probes,
                 discovery: None,
+                no_neighbour: h.no_neighbour,
             });
             self.state(h.ip).discovery_flows = h.flows;
         } else {
@@ -203,6 +204,7 @@ impl Correlator<'_, '_> {
                 up: h.up,
                 probes: &h.probes,
                 discovery: Some(&discovery),
+                no_neighbour: h.no_neighbour,
             });
             self.progress.ports_total = self
                 .progress

@@ -143,6 +143,9 @@ pub struct HostFound {
     /// The local addresses of discovery's connect() probes: their packets are discovery's
     /// exchange, not the port scan's, and are kept out of the port verdicts.
     pub flows: Vec<SocketAddr>,
+    /// Down, and the kernel's neighbour table shows it asked for the host's link-layer
+    /// address and got no reply (ARP/ND on a directly connected network).
+    pub no_neighbour: bool,
 }
 
 /// RFC 1071 Internet checksum.
@@ -418,6 +421,10 @@ pub(super) fn discover_group(
             up: h.up,
             probes: h.probes,
             flows: h.flows,
+            // Read once per host down, after both rounds (at least 2 × 100 ms): a machine
+            // on the link answers an ARP/ND request in about a millisecond, so an entry
+            // still being resolved (or failed) by then has nobody behind it.
+            no_neighbour: h.up.is_none() && super::neigh::unresolved(h.ip),
         })
         .collect())
 }

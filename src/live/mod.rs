@@ -12,6 +12,8 @@ pub mod bpf;
 pub mod capture;
 mod correlate;
 pub mod discovery;
+pub mod holdback;
+pub mod neigh;
 pub mod prober;
 mod route;
 pub mod sys;

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::holdback::{Held, SlowRetries};
 use super::sys;
+use synack_core::decode::IcmpKind;
 use synack_core::frame::Timestamp;
 use synack_core::verdict::{ConnectOutcome, ProbeRecord};
 
@@ -57,6 +59,9 @@ pub struct ProbeConfig {
     pub rtt_seeds: Arc<Vec<(IpAddr, Duration)>>,
     /// Keeps the probers from running ahead of the correlator (the main scan only).
     pub pace: Option<Arc<Pace>>,
+    /// Time per target for re-probing, slower, the ports that stayed silent after the
+    /// target answered earlier SYNs with ICMP errors (live/holdback.rs); zero: never.
+    pub slow_retry_budget: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -166,11 +171,17 @@ struct InFlight {
     attempt: u32,
     self_connects: u32,
     started: Instant,
+    /// When the port's first attempt started.
+    first: Instant,
     ts: Timestamp,
+    /// A slow re-probe (live/holdback.rs): the port it belongs to (boxed: rare, and
+    /// the window's slots stay small).
+    slow: Option<Box<Held>>,
 }
 
-/// Work waiting to start: (target, attempts made so far, self-connects so far).
-type Pending = (SocketAddr, u32, u32);
+/// Work waiting to start: (target, attempts made so far, self-connects so far, when the
+/// port's first attempt started).
+type Pending = (SocketAddr, u32, u32, Option<Instant>);
 
 /// Events go out in batches, one per turn of the loop: a message per event would wake
 /// the correlator hundreds of thousands of times in a full-range scan.
@@ -306,6 +317,8 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     let mut emfile_noted = false;
     let mut last_timeout: Option<Instant> = None;
     let mut hosts = HostClock::default();
+    let mut slow = SlowRetries::new(cfg.slow_retry_budget);
+    let mut neighbours = super::neigh::Neighbours::default();
 
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -325,26 +338,30 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 }
                 next_start = next_start.max(now - iv) + iv;
             }
-            let job = match retry.pop_front() {
+            let slow_job = slow.next_due(now).map(Box::new);
+            let job = match slow_job.as_ref().map(|h| (h.target, h.attempts, 0, None)) {
                 Some(j) => j,
-                // Ahead of the correlator: a few starts per turn, then a pause. Never a
-                // full stop: a target's last pairs may be this prober's to start, and no
-                // target would ever be judged while every prober waited.
-                None if burst > PACED_BURST && cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
-                    held = true;
-                    break;
-                }
-                None => match fresh.next() {
-                    Some(t) => {
-                        if let Some(p) = &cfg.pace {
-                            p.started.fetch_add(1, Ordering::Relaxed);
-                        }
-                        (t, 0, 0)
-                    }
-                    None => {
-                        fresh_done = true;
+                None => match retry.pop_front() {
+                    Some(j) => j,
+                    // Ahead of the correlator: a few starts per turn, then a pause. Never a
+                    // full stop: a target's last pairs may be this prober's to start, and no
+                    // target would ever be judged while every prober waited.
+                    None if burst > PACED_BURST && cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
+                        held = true;
                         break;
                     }
+                    None => match fresh.next() {
+                        Some(t) => {
+                            if let Some(p) = &cfg.pace {
+                                p.started.fetch_add(1, Ordering::Relaxed);
+                            }
+                            (t, 0, 0, None)
+                        }
+                        None => {
+                            fresh_done = true;
+                            break;
+                        }
+                    },
                 },
             };
             if cfg.host_timeout.is_some() {
@@ -352,21 +369,31 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             }
             match start(cfg, &epoll, job, &mut slots, &mut free, &mut generation) {
                 Ok(Started::InFlight(slot)) => {
-                    let f = slots[slot].as_ref().expect("just filled");
+                    let f = slots[slot].as_mut().expect("just filled");
+                    f.slow = slow_job;
                     deadlines.push_back((f.started, slot, generation[slot], f.target.ip()));
                     in_flight += 1;
                 }
-                Ok(Started::Done(f, outcome)) => {
+                Ok(Started::Done(mut f, outcome)) => {
+                    f.slow = slow_job;
                     // An answer that came back within connect() is a round trip too.
                     if outcome != ConnectOutcome::SelfConnect {
                         rtt.sample(f.target.ip(), f.started.elapsed());
                     }
-                    finish(cfg, out, f, outcome, &mut retry, &mut hosts);
+                    let mut ended = Ended {
+                        retry: &mut retry,
+                        hosts: &mut hosts,
+                        slow: &mut slow,
+                    };
+                    finish(cfg, out, f, outcome, &mut ended);
                 }
                 Err(StartError::NoFds(job)) => {
                     // EMFILE/ENFILE: shrink the window to what is in flight and try again
                     // when something closes.
-                    retry.push_front(job);
+                    match slow_job {
+                        Some(h) => slow.not_started(*h),
+                        None => retry.push_front(job),
+                    }
                     window = in_flight.max(1);
                     if !emfile_noted {
                         emfile_noted = true;
@@ -379,7 +406,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 Err(StartError::Io(e)) => return Err(e),
             }
         }
-        if in_flight == 0 && fresh_done && retry.is_empty() {
+        if in_flight == 0 && fresh_done && retry.is_empty() && !slow.pending() {
             break;
         }
         // Wait for completions, the next deadline, or the next rate slot.
@@ -392,6 +419,9 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             .map(|(started, _, _, ip)| *started + timeout_of(*ip))
             .min()
         {
+            wait = wait.min(due.saturating_duration_since(now));
+        }
+        if let Some(due) = slow.wake_at() {
             wait = wait.min(due.saturating_duration_since(now));
         }
         let more_to_start = in_flight < window && !(fresh_done && retry.is_empty()) && !held;
@@ -436,7 +466,12 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             if !matches!(outcome, ConnectOutcome::SelfConnect) {
                 rtt.sample(f.target.ip(), f.started.elapsed());
             }
-            finish(cfg, out, f, outcome, &mut retry, &mut hosts);
+            let mut ended = Ended {
+                retry: &mut retry,
+                hosts: &mut hosts,
+                slow: &mut slow,
+            };
+            finish(cfg, out, f, outcome, &mut ended);
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
@@ -461,6 +496,20 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
             rtt.forget_except(|ip| live.contains(&ip));
         }
         for slot in expired {
+            // Still waiting for the target's link-layer address (ARP/ND on a directly
+            // connected network): the SYN has not left yet. Wait, bounded, for the
+            // kernel to give up with host-unreach, which says what happened.
+            if let Some(f) = slots[slot].as_ref()
+                && matches!(sys::take_error(&f.fd), Ok(0))
+                && f.started.elapsed() < super::neigh::WAIT
+                && neighbours.resolving(f.target.ip(), now)
+            {
+                let recheck = now + super::neigh::RECHECK;
+                let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout(f.target.ip()));
+                let as_if = recheck.checked_sub(timeout).unwrap_or(now);
+                deadlines.push_back((as_if, slot, generation[slot], f.target.ip()));
+                continue;
+            }
             let f = slots[slot].take().expect("live slot");
             generation[slot] = generation[slot].wrapping_add(1);
             free.push(slot);
@@ -476,11 +525,24 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     ConnectOutcome::TimedOut
                 }
             };
-            finish(cfg, out, f, outcome, &mut retry, &mut hosts);
+            let mut ended = Ended {
+                retry: &mut retry,
+                hosts: &mut hosts,
+                slow: &mut slow,
+            };
+            finish(cfg, out, f, outcome, &mut ended);
+        }
+        if slow.len() > HostRtt::KEEP {
+            let live: rustc_hash::FxHashSet<IpAddr> = deadlines.iter().map(|d| d.3).collect();
+            slow.forget_idle(|ip| live.contains(&ip));
         }
     }
-    // Interrupted: close what is in flight; those ports get no verdict.
+    // Interrupted: close what is in flight; those ports get no verdict. Ports waiting for
+    // a slow re-probe keep the verdict of their attempts so far.
     slots.clear();
+    for h in slow.drain() {
+        done_without_slow_attempt(out, h);
+    }
     // An attempt given up on at time T might still be answered until about T + timeout
     // (the answer to its last retransmission); an answered attempt will not be.
     let timeout = cfg.timeout.unwrap_or_else(|| rtt.longest_timeout());
@@ -512,7 +574,7 @@ enum StartError {
 fn start(
     cfg: &ProbeConfig,
     epoll: &sys::Epoll,
-    (target, attempt, self_connects): Pending,
+    (target, attempt, self_connects, first): Pending,
     slots: &mut Vec<Option<InFlight>>,
     free: &mut Vec<usize>,
     generation: &mut Vec<u32>,
@@ -521,13 +583,16 @@ fn start(
     let fd = match sys::tcp_socket(v6) {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-            return Err(StartError::NoFds((target, attempt, self_connects)));
+            return Err(StartError::NoFds((target, attempt, self_connects, first)));
         }
         Err(e) => return Err(StartError::Io(e)),
     };
     if let Some(dscp) = cfg.dscp {
         sys::set_dscp(&fd, v6, dscp).map_err(StartError::Io)?;
     }
+    // The ICMP error that may end the attempt, kept on the socket's error queue: whether
+    // a refusal was a RST or an ICMP error, and who sent it, without a capture.
+    sys::set_recverr(&fd, v6).map_err(StartError::Io)?;
     let ts = Timestamp::now();
     let started = Instant::now();
     let raw = sys::RawAddr::new(target);
@@ -541,7 +606,9 @@ fn start(
         attempt: attempt + 1,
         self_connects,
         started,
+        first: first.unwrap_or(started),
         ts,
+        slow: None,
     };
     match result {
         Ok(true) => {
@@ -609,21 +676,59 @@ impl HostClock {
     }
 }
 
-/// Records an ended attempt, closes its socket and queues a retry when one is due.
+/// What an ended attempt may queue: a retry, a slow re-probe; and the host timeouts.
+struct Ended<'a> {
+    retry: &'a mut VecDeque<Pending>,
+    hosts: &'a mut HostClock,
+    slow: &'a mut SlowRetries,
+}
+
+/// The errnos an ICMP error can end a connect() with (the error queue says whether one
+/// did); a RST gives ECONNREFUSED too.
+fn icmp_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ECONNREFUSED
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH
+            | libc::EACCES
+            | libc::EPERM
+            | libc::ENOPROTOOPT
+    )
+}
+
+/// Records an ended attempt, closes its socket and queues a retry when one is due: a
+/// retry at full speed, or (its last one unanswered, its target having answered an
+/// earlier SYN with ICMP) a slow re-probe.
 fn finish(
     cfg: &ProbeConfig,
     out: &mut Outbox<'_>,
-    f: InFlight,
+    mut f: InFlight,
     outcome: ConnectOutcome,
-    retry: &mut VecDeque<Pending>,
-    hosts: &mut HostClock,
+    ended: &mut Ended<'_>,
 ) {
+    let icmp = match outcome {
+        ConnectOutcome::Failed(e) if icmp_errno(e) => sys::queued_icmp(&f.fd),
+        _ => None,
+    };
     let record = ProbeRecord {
         scanner: f.local,
         started: f.ts,
         outcome,
+        icmp: icmp.map(|q| {
+            let kind = IcmpKind {
+                v6: q.v6,
+                icmp_type: q.icmp_type,
+                code: q.code,
+            };
+            (kind, q.from)
+        }),
+        slow: f.slow.is_some(),
     };
     let target = f.target;
+    if record.icmp_answered() {
+        ended.slow.icmp_answer(target.ip(), f.first);
+    }
     // Close now. A connected socket is reset (SO_LINGER 0) rather than closed with FIN,
     // so no TIME_WAIT is left behind; others have nothing to linger over, and skipping
     // the setsockopt saves a system call per closed port.
@@ -634,9 +739,26 @@ fn finish(
         let _ = sys::set_linger_zero(&f.fd);
     }
     drop(f.fd);
+    if let Some(mut held) = f.slow.take().map(|b| *b) {
+        // A slow re-probe ended: the port's earlier record goes out, this one is held
+        // while the port may be tried once more.
+        if let Some(prev) = held.record.replace(record) {
+            out.push(ProbeEvent::Finished {
+                target,
+                record: prev,
+                port_done: false,
+            });
+        }
+        held.attempts = f.attempt;
+        let answered = outcome != ConnectOutcome::TimedOut;
+        for h in ended.slow.finished(held, answered, Instant::now()) {
+            done_without_slow_attempt(out, h);
+        }
+        return;
+    }
     let again = match outcome {
         ConnectOutcome::TimedOut => {
-            f.attempt <= cfg.retries && !hosts.expired(cfg, out, target.ip())
+            f.attempt <= cfg.retries && !ended.hosts.expired(cfg, out, target.ip())
         }
         // A socket connected to itself is not an answer from the port: try again from
         // another source port (it will not be chosen twice while this one was in use).
@@ -648,13 +770,37 @@ fn finish(
             ConnectOutcome::SelfConnect => (f.attempt - 1, f.self_connects + 1),
             _ => (f.attempt, f.self_connects),
         };
-        retry.push_back((target, attempt, selfc));
+        ended
+            .retry
+            .push_back((target, attempt, selfc, Some(f.first)));
+    } else if outcome == ConnectOutcome::TimedOut && !ended.hosts.expired(cfg, out, target.ip()) {
+        let held = Held {
+            target,
+            attempts: f.attempt,
+            slow_tries: 0,
+            record: Some(record),
+        };
+        match ended.slow.defer(held, f.first) {
+            Ok(()) => return,
+            Err(h) => return done_without_slow_attempt(out, h),
+        }
     }
     out.push(ProbeEvent::Finished {
         target,
         record,
         port_done: !again,
     });
+}
+
+/// A held port is done: its last record goes out as the port's last.
+fn done_without_slow_attempt(out: &mut Outbox<'_>, h: Held) {
+    if let Some(record) = h.record {
+        out.push(ProbeEvent::Finished {
+            target: h.target,
+            record,
+            port_done: true,
+        });
+    }
 }
 
 #[cfg(test)]

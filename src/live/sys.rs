@@ -400,3 +400,207 @@ pub fn recv_from(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, IpAd
         .ok_or_else(|| io::Error::other("recvfrom: not an IP address"))?;
     Ok(Some((n as usize, from.ip())))
 }
+
+/// Asks the kernel to queue the ICMP errors that end a connection attempt on the socket's
+/// error queue (IP_RECVERR / IPV6_RECVERR): the errno of a refused connect() is the same
+/// for a RST and an ICMP port-unreachable, the queue says which it was and who sent it.
+/// Needs no privilege.
+pub fn set_recverr(fd: &OwnedFd, v6: bool) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    if v6 {
+        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &on)
+    } else {
+        setsockopt(fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_RECVERR, &on)
+    }
+}
+
+/// An ICMP error read from a socket's error queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueuedIcmp {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// The error's sender (SO_EE_OFFENDER): a router, the target, or this host's own
+    /// address when its own stack gave up (no ARP/ND reply).
+    pub from: IpAddr,
+}
+
+/// The first ICMP error on the socket's error queue (see [`set_recverr`]), if any.
+pub fn queued_icmp(fd: &OwnedFd) -> Option<QueuedIcmp> {
+    let mut data = [0u8; 64];
+    // u64 elements keep the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain old data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    // SAFETY: msg points to the iovec and control buffer above, valid for the call.
+    let r = unsafe {
+        libc::recvmsg(
+            fd.as_raw_fd(),
+            &mut msg,
+            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        )
+    };
+    if r < 0 {
+        return None;
+    }
+    // SAFETY: the CMSG macros walk the control buffer recvmsg filled, within
+    // msg_controllen; each header's length is checked before its data is read.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let (level, ty) = ((*c).cmsg_level, (*c).cmsg_type);
+            let is_err = (level == libc::IPPROTO_IP && ty == libc::IP_RECVERR)
+                || (level == libc::IPPROTO_IPV6 && ty == libc::IPV6_RECVERR);
+            let ee_len = mem::size_of::<libc::sock_extended_err>();
+            let have = (*c).cmsg_len as usize - (libc::CMSG_DATA(c) as usize - c as usize);
+            if is_err && have >= ee_len {
+                let p = libc::CMSG_DATA(c);
+                let ee: libc::sock_extended_err = std::ptr::read_unaligned(p as *const _);
+                let v6 = match ee.ee_origin {
+                    libc::SO_EE_ORIGIN_ICMP => false,
+                    libc::SO_EE_ORIGIN_ICMP6 => true,
+                    _ => return None,
+                };
+                // SO_EE_OFFENDER: the sockaddr right after the extended error.
+                let mut raw = RawAddr {
+                    storage: mem::zeroed(),
+                    len: 0,
+                };
+                let off = have - ee_len;
+                let n = off.min(mem::size_of::<libc::sockaddr_storage>());
+                std::ptr::copy_nonoverlapping(
+                    p.add(ee_len),
+                    &mut raw.storage as *mut _ as *mut u8,
+                    n,
+                );
+                raw.len = n as libc::socklen_t;
+                let from = raw.to_socket_addr()?.ip();
+                return Some(QueuedIcmp {
+                    v6,
+                    icmp_type: ee.ee_type,
+                    code: ee.ee_code,
+                    from,
+                });
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    None
+}
+
+/// Netlink message and attribute layout (rtnetlink(7)).
+mod nl {
+    pub const HDR_LEN: usize = 16;
+    pub const NDMSG_LEN: usize = 12;
+    pub const NLMSG_DONE: u16 = 3;
+    pub const NLMSG_ERROR: u16 = 2;
+    pub const NLM_F_REQUEST: u16 = 1;
+    pub const NLM_F_DUMP: u16 = 0x300;
+    pub fn align(n: usize) -> usize {
+        (n + 3) & !3
+    }
+}
+
+/// The neighbour table (ARP for IPv4, ND for IPv6) of one family: each address with its
+/// NUD state (NUD_INCOMPLETE while the kernel still asks, NUD_FAILED once it gave up).
+/// An rtnetlink dump, readable without privilege; bounded to 4 MiB of answers.
+pub fn neighbours(v6: bool) -> io::Result<Vec<(IpAddr, u16)>> {
+    // SAFETY: socket() has no memory arguments; the result is checked.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = [0u8; nl::HDR_LEN + nl::NDMSG_LEN];
+    let req_len = req.len() as u32;
+    req[0..4].copy_from_slice(&req_len.to_ne_bytes());
+    req[4..6].copy_from_slice(&libc::RTM_GETNEIGH.to_ne_bytes());
+    req[6..8].copy_from_slice(&(nl::NLM_F_REQUEST | nl::NLM_F_DUMP).to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[nl::HDR_LEN] = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+    // SAFETY: req is valid for reads of its length; the kernel is the default address.
+    cvt(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            req.as_ptr() as *const libc::c_void,
+            req.len(),
+            0,
+        )
+    } as libc::c_int)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut total = 0usize;
+    while total < 4 << 20 {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if parse_neighbours(&buf[..n], v6, &mut out) {
+            return Ok(out);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one datagram of an RTM_GETNEIGH dump into `out`; true at the dump's end.
+fn parse_neighbours(mut b: &[u8], v6: bool, out: &mut Vec<(IpAddr, u16)>) -> bool {
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    while b.len() >= nl::HDR_LEN {
+        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        if len < nl::HDR_LEN || len > b.len() {
+            return true;
+        }
+        let ty = u16_at(b, 4);
+        if ty == nl::NLMSG_DONE || ty == nl::NLMSG_ERROR {
+            return true;
+        }
+        if ty == libc::RTM_NEWNEIGH && len >= nl::HDR_LEN + nl::NDMSG_LEN {
+            let m = &b[nl::HDR_LEN..len];
+            let state = u16_at(m, 8);
+            let mut attrs = &m[nl::NDMSG_LEN..];
+            while attrs.len() >= 4 {
+                let alen = u16_at(attrs, 0) as usize;
+                if alen < 4 || alen > attrs.len() {
+                    break;
+                }
+                if u16_at(attrs, 2) == libc::NDA_DST {
+                    let v = &attrs[4..alen];
+                    let ip = match (v6, v.len()) {
+                        (false, 4) => Some(IpAddr::from(<[u8; 4]>::try_from(v).expect("4"))),
+                        (true, 16) => Some(IpAddr::from(<[u8; 16]>::try_from(v).expect("16"))),
+                        _ => None,
+                    };
+                    out.extend(ip.map(|ip| (ip, state)));
+                }
+                attrs = &attrs[nl::align(alen).min(attrs.len())..];
+            }
+        }
+        b = &b[nl::align(len).min(b.len())..];
+    }
+    false
+}

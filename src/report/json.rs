@@ -47,6 +47,12 @@ struct SummaryJson<'a> {
     /// Connection rows written (replay `--connections`): the state counts are of them.
     #[serde(skip_serializing_if = "is_zero_usize")]
     connections: usize,
+    /// Only when the network held back (docs/verdicts.md): ports that answered when
+    /// re-probed slower, and ports still silent on a target that rate-limits ICMP.
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    changed_on_retry: usize,
+    #[serde(skip_serializing_if = "is_zero_usize")]
+    maybe_suppressed: usize,
 }
 
 fn is_zero_usize(n: &usize) -> bool {
@@ -142,6 +148,10 @@ impl<W: Write> Sink for JsonSink<W> {
                 "type": "host", "target": h.ip, "state": "up", "probe": p.probe.name(),
                 "reason": p.answer.name(), "rtt_ms": p.rtt.as_secs_f64() * 1e3, "probes": probes,
             }),
+            None if h.no_neighbour => serde_json::json!({
+                "type": "host", "target": h.ip, "state": "down", "reason": "no-neighbour-reply",
+                "why": super::words::NoNeighbourDown(h.ip).to_string(), "probes": probes,
+            }),
             None => serde_json::json!({
                 "type": "host", "target": h.ip, "state": "down", "reason": "no-response",
                 "probes": probes,
@@ -168,6 +178,8 @@ impl<W: Write> Sink for JsonSink<W> {
             warnings: &s.warnings,
             notes: &s.notes,
             connections: s.connections,
+            changed_on_retry: s.changed_on_retry,
+            maybe_suppressed: s.maybe_suppressed,
         };
         serde_json::to_writer(&mut self.out, &summary)?;
         self.out.write_all(b"\n")?;

@@ -24,7 +24,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use synack_core::exchange::{Dir, PacketKind, TracePacket};
-use synack_core::verdict::{ConnectionVerdict, Evidence, PortVerdict, Reason, Responder, State};
+use synack_core::verdict::{
+    ConnectionVerdict, Evidence, Note, PortVerdict, Reason, Responder, State,
+};
 
 /// Everything a finished scan or replay hands to a sink.
 #[derive(Clone, Debug, Default)]
@@ -73,13 +75,17 @@ impl ScanReport {
             hosts += 1;
             start = end;
         }
+        let mut counted = RunSummary::default();
+        counted.add(&self.verdicts);
         sink.finish(&RunSummary {
             ports: self.verdicts.len(),
             hosts,
             hosts_down: 0,
-            open: self.count(State::Open),
-            closed: self.count(State::Closed),
-            filtered: self.count(State::Filtered),
+            open: counted.open,
+            closed: counted.closed,
+            filtered: counted.filtered,
+            changed_on_retry: counted.changed_on_retry,
+            maybe_suppressed: counted.maybe_suppressed,
             elapsed: self.elapsed,
             captured: self.captured,
             capture_drops: self.capture_drops,
@@ -226,6 +232,9 @@ pub struct HostReport<'a> {
     /// Its discovery exchange as captured, when it is down (a host up shows its own
     /// with its report, [`TargetReport::discovery`], once every packet is in).
     pub discovery: Option<&'a Discovery>,
+    /// Down because nothing answered this host's ARP/ND requests: on a directly
+    /// connected network, no machine holds the address, and no probe left this host.
+    pub no_neighbour: bool,
 }
 
 impl HostReport<'_> {
@@ -243,6 +252,9 @@ impl HostReport<'_> {
                 p.probe.name(),
                 fmt_secs(p.rtt.as_nanos() as u64)
             ),
+            None if self.no_neighbour => {
+                format!("{who}: down: {}", words::NoNeighbourDown(self.ip))
+            }
             None => {
                 let list: Vec<_> = self.probes.iter().map(|p| p.name()).collect();
                 format!("{who}: down: no answer to {}", list.join(", "))
@@ -276,6 +288,12 @@ pub struct RunSummary {
     /// Connection rows written (replay `--connections`; then the state counts are of
     /// connections, not ports).
     pub connections: usize,
+    /// Ports silent at full speed that answered when re-probed slower (ICMP rate
+    /// limiting; `Evidence::AnsweredOnSlowRetry`).
+    pub changed_on_retry: usize,
+    /// Ports still silent on a target that rate-limits its ICMP errors
+    /// (`Note::MaybeSuppressedReject`).
+    pub maybe_suppressed: usize,
 }
 
 impl RunSummary {
@@ -287,6 +305,12 @@ impl RunSummary {
                 State::Open => self.open += 1,
                 State::Closed => self.closed += 1,
                 State::Filtered => self.filtered += 1,
+            }
+            if v.has(|e| matches!(e, Evidence::AnsweredOnSlowRetry { .. })) {
+                self.changed_on_retry += 1;
+            }
+            if v.note == Some(Note::MaybeSuppressedReject) {
+                self.maybe_suppressed += 1;
             }
         }
     }

@@ -391,6 +391,9 @@ fn write_end(out: &mut dyn Write, s: &RunSummary) -> io::Result<()> {
             if s.hosts_down == 1 { "" } else { "s" }
         );
     }
+    if let Some(held) = super::words::held_back(s.changed_on_retry, s.maybe_suppressed) {
+        let _ = write!(line, "; {held}");
+    }
     if s.captured {
         let _ = write!(line, "; capture drops: {}", s.capture_drops);
     }

@@ -180,6 +180,16 @@ impl fmt::Display for EvidenceWords<'_> {
                 if syns == 1 { "" } else { "s" },
                 Secs(span_ns)
             ),
+            Evidence::AnsweredOnSlowRetry { unanswered } => write!(
+                f,
+                "answered only when re-probed slower: the first {unanswered} attempt{} went unanswered while this target answered other ports with ICMP errors (ICMP rate limiting)",
+                if unanswered == 1 { "" } else { "s" }
+            ),
+            Evidence::NoNeighbourReply { target } => write!(
+                f,
+                "no {} reply: the scanner's own stack gave up resolving {target} (no packet left this host)",
+                if target.is_ipv6() { "ND" } else { "ARP" }
+            ),
             Evidence::SelfConnect { ip, port } => write!(
                 f,
                 "connect() to {} from source port {port} met itself (TCP simultaneous open): not a listener",
@@ -207,6 +217,9 @@ impl fmt::Display for NoteWords<'_> {
                 "the answer's packets were not kept (the correlator keeps at most {limit} attempts); verdict from connect()"
             ),
             Note::NoPacketsCaptured => f.write_str("no packets of this port were captured"),
+            Note::MaybeSuppressedReject => f.write_str(
+                "no answer; this target rate-limits its ICMP errors, so this may be a REJECT whose error was suppressed",
+            ),
         }
     }
 }
@@ -344,6 +357,43 @@ pub fn discovery_interrupted(undecided: usize, total: usize) -> String {
     format!(
         "interrupted during host discovery: {undecided} of {total} hosts were not decided (neither up nor down) and are not reported"
     )
+}
+
+/// The end of run's words for ports the network held back: "10 ports changed verdict on
+/// retry (ICMP rate limiting), 134 silent ports may be REJECTs whose ICMP error was
+/// suppressed"; None when there were none.
+pub fn held_back(changed: usize, maybe: usize) -> Option<String> {
+    let ports = |n: usize| if n == 1 { "port" } else { "ports" };
+    let changed_words = format!(
+        "{changed} {} changed verdict on retry (ICMP rate limiting)",
+        ports(changed)
+    );
+    let maybe_words = format!(
+        "{maybe} silent {} may be REJECTs whose ICMP error was suppressed",
+        ports(maybe)
+    );
+    match (changed, maybe) {
+        (0, 0) => None,
+        (_, 0) => Some(changed_words),
+        (0, _) => Some(maybe_words),
+        _ => Some(format!("{changed_words}, {maybe_words}")),
+    }
+}
+
+/// Why a host is down when nothing answered its link-layer address requests: "no ARP
+/// reply: the scanner's own stack got no answer for 198.18.1.77 on the directly
+/// connected network (no probe left this host)".
+pub struct NoNeighbourDown(pub std::net::IpAddr);
+
+impl fmt::Display for NoNeighbourDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no {} reply: the scanner's own stack got no answer for {} on the directly connected network (no probe left this host)",
+            if self.0.is_ipv6() { "ND" } else { "ARP" },
+            self.0
+        )
+    }
 }
 
 /// Run warning: the correlator's memory bound was reached.

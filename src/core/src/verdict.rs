@@ -25,6 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::FxHashMap;
 
+use crate::decode::IcmpKind;
 use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
 use crate::frame::Timestamp;
 pub use baseline::Baseline;
@@ -114,6 +115,85 @@ pub struct ProbeRecord {
     pub scanner: SocketAddr,
     pub started: Timestamp,
     pub outcome: ConnectOutcome,
+    /// The ICMP error that ended the attempt, as the socket's error queue reported it
+    /// (IP_RECVERR; known without a capture): its kind and sender.
+    pub icmp: Option<(IcmpKind, IpAddr)>,
+    /// Made by the slow re-probe of ports left silent on a target that answered others
+    /// with ICMP errors (docs/verdicts.md, "When the network holds back").
+    pub slow: bool,
+}
+
+impl ProbeRecord {
+    /// An attempt's record without an ICMP report, made at full speed.
+    pub fn new(scanner: SocketAddr, started: Timestamp, outcome: ConnectOutcome) -> Self {
+        ProbeRecord {
+            scanner,
+            started,
+            outcome,
+            icmp: None,
+            slow: false,
+        }
+    }
+
+    /// The attempt was ended by an ICMP error from another machine (not by this host's
+    /// own stack giving up on a neighbour).
+    pub fn icmp_answered(&self) -> bool {
+        self.icmp.is_some_and(|(_, from)| from != self.scanner.ip())
+    }
+
+    /// The attempt was ended by this host's own stack: no ARP/ND reply from the target.
+    pub fn no_neighbour(&self) -> bool {
+        self.icmp.is_some_and(|(_, from)| from == self.scanner.ip())
+    }
+}
+
+/// How a port's attempts went when the network held back: whether its full-speed
+/// attempts were all unanswered and whether a slow re-probe was made (pure; from the
+/// prober's records alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldBack {
+    /// Full-speed attempts, all unanswered (0 when one was answered).
+    pub unanswered: u32,
+    /// Slow re-probes made.
+    pub slow: u32,
+    /// A slow re-probe was answered with an ICMP error.
+    pub slow_icmp: bool,
+}
+
+impl HeldBack {
+    pub fn of(records: &[ProbeRecord]) -> HeldBack {
+        let real = || {
+            records
+                .iter()
+                .filter(|r| r.outcome != ConnectOutcome::SelfConnect)
+        };
+        let fast_silent = real()
+            .filter(|r| !r.slow)
+            .all(|r| r.outcome == ConnectOutcome::TimedOut);
+        HeldBack {
+            unanswered: if fast_silent {
+                real().filter(|r| !r.slow).count() as u32
+            } else {
+                0
+            },
+            slow: real().filter(|r| r.slow).count() as u32,
+            slow_icmp: real().any(|r| r.slow && r.icmp_answered()),
+        }
+    }
+
+    /// A port silent at full speed answered with ICMP when re-probed slower: its target
+    /// rate-limits its ICMP errors.
+    pub fn shows_rate_limit(&self) -> bool {
+        self.unanswered > 0 && self.slow_icmp
+    }
+}
+
+/// Whether any port of `ip` among the prober's records shows ICMP rate limiting
+/// ([`HeldBack::shows_rate_limit`]).
+pub fn rate_limits_icmp(ip: IpAddr, probes: &FxHashMap<SocketAddr, Vec<ProbeRecord>>) -> bool {
+    probes
+        .iter()
+        .any(|(t, r)| t.ip() == ip && HeldBack::of(r).shows_rate_limit())
 }
 
 /// Live-scan facts that packets alone do not carry.
@@ -244,6 +324,8 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     // RST judgements of the current target address, by the RST's header facts.
     let mut memo = RstMemo::default();
     let mut memo_ip: Option<IpAddr> = None;
+    // Whether the current target was seen rate-limiting its ICMP errors.
+    let mut rate_limited = false;
     // Sized once: doubling a 65,535-verdict vector would briefly need room for twice that.
     let mut out = Vec::with_capacity(if live.is_some() {
         probed.len()
@@ -286,8 +368,15 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         if memo_ip != Some(port.ip()) {
             memo.clear();
             memo_ip = Some(port.ip());
+            rate_limited = live.is_some_and(|l| rate_limits_icmp(port.ip(), &l.probes));
         }
-        out.push(judge_port(port, &mut mine, base, probes, live, &mut memo));
+        let ctx = PortContext {
+            base,
+            probes,
+            live,
+            rate_limited,
+        };
+        out.push(judge_port(port, &mut mine, &ctx, &mut memo));
     }
     out
 }
@@ -324,7 +413,13 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
             let syns = a.syns_sent() as u32;
             let base = &baselines[&ip];
             let memo = memos.entry(ip).or_default();
-            let verdict = judge_port(a.key.target, &mut vec![a], base, None, None, memo);
+            let ctx = PortContext {
+                base,
+                probes: None,
+                live: None,
+                rate_limited: false,
+            };
+            let verdict = judge_port(a.key.target, &mut vec![a], &ctx, memo);
             ConnectionVerdict {
                 client,
                 verdict,
@@ -351,14 +446,28 @@ fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
 /// facts, valid for one target address.
 type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Evidence>)>;
 
+/// What judging one port needs besides its attempts.
+struct PortContext<'a> {
+    base: &'a Baseline,
+    /// The prober's records of this port (live scans).
+    probes: Option<&'a [ProbeRecord]>,
+    live: Option<&'a LiveFacts>,
+    /// The port's target was seen rate-limiting its ICMP errors ([`rate_limits_icmp`]).
+    rate_limited: bool,
+}
+
 fn judge_port(
     target: SocketAddr,
     attempts: &mut Vec<Attempt>,
-    base: &Baseline,
-    probes: Option<&[ProbeRecord]>,
-    live: Option<&LiveFacts>,
+    ctx: &PortContext<'_>,
     memo: &mut RstMemo,
 ) -> PortVerdict {
+    let PortContext {
+        base,
+        probes,
+        live,
+        rate_limited,
+    } = *ctx;
     // In a live scan, only the attempts the prober made (it knows their source ports).
     if let Some(probes) = probes {
         attempts.retain(|a| probes.iter().any(|p| p.scanner == a.key.scanner));
@@ -423,7 +532,16 @@ fn judge_port(
             .retain(|p| keep.contains(&(p.client, p.scanner_port)));
         v.left_out += (before - v.trace.len()) as u32;
     }
+    // Silent at full speed, re-probed slower: an answer now is the verdict changed on
+    // the slow retry.
+    let held = probes.map(HeldBack::of).unwrap_or_default();
+    let slow_answer = held.unanswered > 0 && held.slow > 0;
     if decided {
+        if slow_answer {
+            v.evidence.push(Evidence::AnsweredOnSlowRetry {
+                unanswered: held.unanswered,
+            });
+        }
         return v;
     }
     // No answer in the packets.
@@ -433,7 +551,23 @@ fn judge_port(
             .iter()
             .rev()
             .find(|p| p.outcome != ConnectOutcome::TimedOut);
+        if answered.is_some_and(|p| p.no_neighbour()) {
+            // This host's own stack gave up resolving the target's link-layer address:
+            // no SYN left, which the (empty) capture confirms.
+            v.state = State::Filtered;
+            v.reason = Reason::HostUnreach;
+            v.evidence.push(Evidence::NoNeighbourReply {
+                target: target.ip(),
+            });
+            v.observed = captured;
+            return v;
+        }
         if let Some(p) = answered {
+            if slow_answer {
+                v.evidence.push(Evidence::AnsweredOnSlowRetry {
+                    unanswered: held.unanswered,
+                });
+            }
             // connect() heard an answer the capture does not show.
             let (state, reason) = p.outcome.verdict();
             v.state = state;
@@ -468,6 +602,9 @@ fn judge_port(
         } else if probes.is_some() {
             v.note = Some(Note::NoPacketsCaptured);
         }
+    }
+    if rate_limited && v.note.is_none() {
+        v.note = Some(Note::MaybeSuppressedReject);
     }
     v
 }

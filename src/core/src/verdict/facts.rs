@@ -206,6 +206,14 @@ pub enum Evidence {
     /// connect() to the port from the same port met itself (the target's address and
     /// port, kept apart so the fact stays 24 bytes).
     SelfConnect { ip: IpAddr, port: u16 },
+    /// The first `unanswered` attempts got no answer at full speed; an attempt re-probed
+    /// slower (after the target answered other ports with ICMP errors) was answered:
+    /// the earlier silence was the network holding back (ICMP rate limiting, drops).
+    AnsweredOnSlowRetry { unanswered: u32 },
+    /// The scanner's own stack gave up resolving `target`'s link-layer address (no ARP
+    /// or ND reply on a directly connected network) and failed connect() with
+    /// host-unreach itself: no packet left this host.
+    NoNeighbourReply { target: IpAddr },
 }
 
 impl Evidence {
@@ -231,6 +239,10 @@ pub enum Note {
     AnswerNotKept { limit: usize },
     /// The prober made attempts at this port, but the capture saw none of its packets.
     NoPacketsCaptured,
+    /// No answer, on a target that was seen rate-limiting its ICMP errors (a port silent
+    /// at full speed answered with ICMP when re-probed slower): the silence may be a
+    /// REJECT whose error was suppressed, not a DROP.
+    MaybeSuppressedReject,
 }
 
 /// Hop distance from a received TTL, assuming the sender started from the nearest usual

@@ -285,11 +285,11 @@ fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFa
 
 #[test]
 fn without_capture_errno_decides_and_says_so() {
-    let rec = ProbeRecord {
-        scanner: "198.18.1.1:40081".parse().unwrap(),
-        started: Timestamp(5),
-        outcome: ConnectOutcome::Failed(libc::ECONNREFUSED),
-    };
+    let rec = ProbeRecord::new(
+        "198.18.1.1:40081".parse().unwrap(),
+        Timestamp(5),
+        ConnectOutcome::Failed(libc::ECONNREFUSED),
+    );
     let facts = live_facts("198.18.2.1:81", vec![rec], false);
     let vs = judge_all(&[], Some(&facts));
     assert_eq!(vs.len(), 1);
@@ -304,11 +304,11 @@ fn without_capture_errno_decides_and_says_so() {
 fn missing_answer_in_capture_is_flagged_not_invented() {
     let mut lab = Lab::new();
     lab.syn(0, 40081, 81, AF11);
-    let rec = ProbeRecord {
-        scanner: "198.18.1.1:40081".parse().unwrap(),
-        started: Timestamp(0),
-        outcome: ConnectOutcome::Failed(libc::ECONNREFUSED),
-    };
+    let rec = ProbeRecord::new(
+        "198.18.1.1:40081".parse().unwrap(),
+        Timestamp(0),
+        ConnectOutcome::Failed(libc::ECONNREFUSED),
+    );
     let facts = live_facts("198.18.2.1:81", vec![rec], true);
     let vs = judge_all(&lab.tracker.snapshot(), Some(&facts));
     assert_eq!(
@@ -322,11 +322,11 @@ fn missing_answer_in_capture_is_flagged_not_invented() {
 /// live scan said "the answer was not captured" where the truth is "not kept".
 #[test]
 fn missing_answer_past_the_attempt_limit_is_not_kept_not_uncaptured() {
-    let rec = ProbeRecord {
-        scanner: "198.18.1.1:40081".parse().unwrap(),
-        started: Timestamp(0),
-        outcome: ConnectOutcome::Failed(libc::ECONNREFUSED),
-    };
+    let rec = ProbeRecord::new(
+        "198.18.1.1:40081".parse().unwrap(),
+        Timestamp(0),
+        ConnectOutcome::Failed(libc::ECONNREFUSED),
+    );
     let mut facts = live_facts("198.18.2.1:81", vec![rec], true);
     facts.attempts_limit_reached = Some(1 << 20);
     let vs = judge_all(&[], Some(&facts));
@@ -342,11 +342,11 @@ fn live_ignores_other_programs_flows() {
     let mut lab = Lab::new();
     lab.syn(0, 50000, 81, AF11); // someone else's connection to the same port
     lab.answer(1, 50000, 81, SA, 63, 0);
-    let rec = ProbeRecord {
-        scanner: "198.18.1.1:40081".parse().unwrap(),
-        started: Timestamp(0),
-        outcome: ConnectOutcome::TimedOut,
-    };
+    let rec = ProbeRecord::new(
+        "198.18.1.1:40081".parse().unwrap(),
+        Timestamp(0),
+        ConnectOutcome::TimedOut,
+    );
     let facts = live_facts("198.18.2.1:81", vec![rec], true);
     let vs = judge_all(&lab.tracker.snapshot(), Some(&facts));
     assert_eq!(
@@ -839,4 +839,123 @@ fn a_client_ack_of_the_servers_isn_without_a_captured_answer_is_open_not_filtere
         }
     )));
     assert_eq!(port(&vs, 444).reason, Reason::NoResponse);
+}
+
+fn icmp_port_unreach() -> IcmpKind {
+    IcmpKind {
+        v6: false,
+        icmp_type: 3,
+        code: 3,
+    }
+}
+
+/// A rate-limited REJECT: port 1006 was silent twice at full speed and answered with
+/// ICMP port-unreachable when re-probed slower; port 1007 was never re-probed.
+fn held_back_facts(captured: bool) -> LiveFacts {
+    let target: IpAddr = "198.18.2.1".parse().unwrap();
+    let silent = |port: u16| {
+        ProbeRecord::new(
+            SocketAddr::new("198.18.1.1".parse().unwrap(), port),
+            Timestamp(0),
+            ConnectOutcome::TimedOut,
+        )
+    };
+    let mut answered = ProbeRecord::new(
+        "198.18.1.1:41003".parse().unwrap(),
+        Timestamp(9),
+        ConnectOutcome::Failed(libc::ECONNREFUSED),
+    );
+    answered.icmp = Some((icmp_port_unreach(), target));
+    answered.slow = true;
+    let mut facts = LiveFacts {
+        captured,
+        ..Default::default()
+    };
+    facts.probes.insert(
+        SocketAddr::new(target, 1006),
+        vec![silent(41001), silent(41002), answered],
+    );
+    facts.probes.insert(
+        SocketAddr::new(target, 1007),
+        vec![silent(41004), silent(41005)],
+    );
+    facts
+}
+
+#[test]
+fn an_answer_on_the_slow_retry_is_the_verdict_and_says_so() {
+    let facts = held_back_facts(false);
+    let vs = judge_all(&[], Some(&facts));
+    let v = &vs[0];
+    assert_eq!(v.target.port(), 1006);
+    assert_eq!((v.state, v.reason), (State::Closed, Reason::ConnRefused));
+    assert!(v.has(|e| *e == Evidence::AnsweredOnSlowRetry { unanswered: 2 }));
+    // The port never re-probed, on a target shown to rate-limit: "may be a REJECT".
+    let w = &vs[1];
+    assert_eq!((w.state, w.reason), (State::Filtered, Reason::NoResponse));
+    assert_eq!(w.note, Some(Note::MaybeSuppressedReject));
+    assert!(rate_limits_icmp(v.target.ip(), &facts.probes));
+}
+
+#[test]
+fn silence_without_a_slow_answer_makes_no_rate_limit_claim() {
+    // A DROP: every attempt unanswered, a slow one too. No "may be a REJECT".
+    let mut facts = held_back_facts(false);
+    let port = "198.18.2.1:1006".parse().unwrap();
+    for r in facts.probes.get_mut(&port).unwrap() {
+        r.outcome = ConnectOutcome::TimedOut;
+        r.icmp = None;
+    }
+    let vs = judge_all(&[], Some(&facts));
+    for v in &vs {
+        assert_eq!((v.state, v.reason), (State::Filtered, Reason::NoResponse));
+        assert_eq!(v.note, None, "{v:?}");
+        assert!(!v.has(|e| matches!(e, Evidence::AnsweredOnSlowRetry { .. })));
+    }
+    // Answered at full speed: nothing held back.
+    let rec = ProbeRecord::new(
+        "198.18.1.1:41001".parse().unwrap(),
+        Timestamp(0),
+        ConnectOutcome::Failed(libc::ECONNREFUSED),
+    );
+    assert_eq!(HeldBack::of(&[rec]), HeldBack::default());
+}
+
+#[test]
+fn no_arp_reply_is_the_scanners_own_host_unreach() {
+    let scanner: SocketAddr = "198.18.1.1:41001".parse().unwrap();
+    let mut rec = ProbeRecord::new(
+        scanner,
+        Timestamp(0),
+        ConnectOutcome::Failed(libc::EHOSTUNREACH),
+    );
+    // The kernel's own ICMP host-unreachable, from the scanner's address.
+    rec.icmp = Some((
+        IcmpKind {
+            v6: false,
+            icmp_type: 3,
+            code: 1,
+        },
+        scanner.ip(),
+    ));
+    assert!(rec.no_neighbour() && !rec.icmp_answered());
+    let target: SocketAddr = "198.18.1.77:22".parse().unwrap();
+    let facts = live_facts("198.18.1.77:22", vec![rec], true);
+    let v = judge_all(&[], Some(&facts)).remove(0);
+    assert_eq!((v.state, v.reason), (State::Filtered, Reason::HostUnreach));
+    assert_eq!(
+        v.evidence,
+        vec![Evidence::NoNeighbourReply {
+            target: target.ip()
+        }]
+    );
+    // The empty capture confirms no SYN left: observed, and no "not captured" note.
+    assert!(v.observed);
+    assert_eq!(v.note, None);
+    // The same errno from a router's ICMP is not an ARP failure.
+    let mut routed = rec;
+    routed.icmp = Some((rec.icmp.unwrap().0, "198.18.1.254".parse().unwrap()));
+    let facts = live_facts("198.18.1.77:22", vec![routed], true);
+    let v = judge_all(&[], Some(&facts)).remove(0);
+    assert!(!v.has(|e| matches!(e, Evidence::NoNeighbourReply { .. })));
 }
