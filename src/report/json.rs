@@ -72,6 +72,8 @@ pub struct JsonSink<W: Write> {
     /// One target's objects, built here and written at once.
     buf: Vec<u8>,
     formatted: super::json_port::Formatted,
+    /// The second formatting thread's own phrasebook and caches (large targets).
+    helper: (super::json_port::Phrasebook, super::json_port::Formatted),
     /// The `"type":"run"` object, written before the first result.
     header: Option<String>,
     /// Packets carry `ts` (with the run object).
@@ -85,6 +87,7 @@ impl<W: Write> JsonSink<W> {
             phrases: super::json_port::Phrasebook::default(),
             buf: Vec::with_capacity(64 * 1024),
             formatted: super::json_port::Formatted::default(),
+            helper: Default::default(),
             header: None,
             absolute: false,
         }
@@ -107,9 +110,87 @@ impl<W: Write> JsonSink<W> {
     }
 }
 
+/// Ports per chunk when a large target is formatted on two threads.
+const CHUNK_PORTS: usize = 512;
+
+/// Targets with at least this many ports are formatted on two threads.
+const PARALLEL_PORTS: usize = 4 * CHUNK_PORTS;
+
+/// Formats `chunk`'s port objects, one per line, into `buf`.
+fn format_chunk(
+    buf: &mut Vec<u8>,
+    chunk: &[synack_core::verdict::PortVerdict],
+    (phrases, formatted): &mut (super::json_port::Phrasebook, super::json_port::Formatted),
+    absolute: bool,
+) {
+    for v in chunk {
+        super::json_port::write_port(buf, v, phrases, absolute, formatted);
+        buf.push(b'\n');
+    }
+}
+
+impl<W: Write> JsonSink<W> {
+    /// A large target (a full-range scan: 65,535 port objects, half of a replay's time)
+    /// is formatted on two threads: chunks of 512 ports, the odd ones by a helper running
+    /// at most two chunks ahead, written in order. Memory stays a few chunks' worth.
+    fn target_on_two_threads(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
+        let chunks: Vec<&[synack_core::verdict::PortVerdict]> =
+            t.verdicts.chunks(CHUNK_PORTS).collect();
+        let absolute = self.absolute;
+        let (to_main, from_helper) = crossbeam_channel::bounded::<Vec<u8>>(2);
+        let (to_helper, empties) = crossbeam_channel::bounded::<Vec<u8>>(3);
+        for _ in 0..3 {
+            let _ = to_helper.send(Vec::with_capacity(CHUNK_PORTS * 1024));
+        }
+        let helper = &mut self.helper;
+        let mut main = (
+            std::mem::take(&mut self.phrases),
+            std::mem::take(&mut self.formatted),
+        );
+        let result = std::thread::scope(|s| {
+            // Owned here, so that returning early (a write error) drops them and the
+            // helper, blocked on either channel, ends before the scope waits for it.
+            let (to_helper, from_helper) = (to_helper, from_helper);
+            let odd = &chunks;
+            s.spawn(move || {
+                for chunk in odd.iter().skip(1).step_by(2) {
+                    let Ok(mut buf) = empties.recv() else { return };
+                    buf.clear();
+                    format_chunk(&mut buf, chunk, helper, absolute);
+                    if to_main.send(buf).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (i, chunk) in chunks.iter().enumerate() {
+                if i % 2 == 0 {
+                    self.buf.clear();
+                    format_chunk(&mut self.buf, chunk, &mut main, absolute);
+                    self.out.write_all(&self.buf)?;
+                } else {
+                    let buf = from_helper
+                        .recv()
+                        .map_err(|_| io::Error::other("the JSON formatting thread ended early"))?;
+                    let written = self.out.write_all(&buf);
+                    let _ = to_helper.send(buf);
+                    written?;
+                }
+            }
+            Ok::<(), io::Error>(())
+        });
+        (self.phrases, self.formatted) = main;
+        self.buf.clear();
+        result?;
+        self.out.flush()
+    }
+}
+
 impl<W: Write> Sink for JsonSink<W> {
     fn target(&mut self, t: &TargetReport<'_>) -> io::Result<()> {
         self.write_header()?;
+        if t.verdicts.len() >= PARALLEL_PORTS {
+            return self.target_on_two_threads(t);
+        }
         for v in t.verdicts {
             super::json_port::write_port(
                 &mut self.buf,
@@ -455,5 +536,67 @@ mod tests {
             }
         }
         assert!(ports > 50, "{ports}");
+    }
+
+    /// A target large enough for two formatting threads: every fixture's ports, repeated
+    /// past the threshold, come out in order and byte for byte as one thread writes them.
+    fn many_ports() -> Vec<PortVerdict> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("capture-fixtures");
+        let one = crate::replay::replay_files(&[dir.join("crafted-encap.pcap")]).unwrap();
+        assert!(!one.verdicts.is_empty());
+        one.verdicts
+            .iter()
+            .cycle()
+            .take(super::PARALLEL_PORTS * 2 + 77)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn two_threads_write_what_one_writes() {
+        let verdicts = many_ports();
+        let ip = verdicts[0].target.ip();
+        let report = TargetReport {
+            ip,
+            name: None,
+            verdicts: &verdicts,
+            discovery: None,
+        };
+        let mut sink = JsonSink::new(Vec::new());
+        sink.target(&report).unwrap();
+        let parallel = sink.out;
+        let mut sequential = Vec::new();
+        super::format_chunk(&mut sequential, &verdicts, &mut Default::default(), false);
+        assert_eq!(parallel.len(), sequential.len());
+        assert!(parallel == sequential, "the two-thread output differs");
+    }
+
+    /// A writer that fails part way: the error comes back, and neither thread hangs.
+    #[test]
+    fn a_write_error_during_two_thread_formatting_is_returned() {
+        struct Failing(usize);
+        impl Write for Failing {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 < b.len() {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "closed"));
+                }
+                self.0 -= b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let verdicts = many_ports();
+        for budget in [0, 100_000, 1_000_000] {
+            let report = TargetReport {
+                ip: verdicts[0].target.ip(),
+                name: None,
+                verdicts: &verdicts,
+                discovery: None,
+            };
+            let err = JsonSink::new(Failing(budget)).target(&report).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::BrokenPipe, "{budget}");
+        }
     }
 }
