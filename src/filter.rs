@@ -50,6 +50,12 @@ const SNAPLEN: c_int = 262_144;
 /// One compiled program.
 struct Program(BpfProgram);
 
+// SAFETY: a compiled program is plain memory that libpcap allocated for it alone (the
+// instructions behind `bf_insns`); nothing else refers to it. Moving it to another thread
+// (replay decodes files on a thread of its own) and using it there, one thread at a time,
+// is what pcap_offline_filter allows (it reads the program and the packet, nothing more).
+unsafe impl Send for Program {}
+
 impl Drop for Program {
     fn drop(&mut self) {
         // SAFETY: the program was filled in by a successful pcap_compile and is freed once.

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use synack_core::capfile::{CapfileError, CaptureReader};
-use synack_core::decode::{Skip, decode};
+use synack_core::decode::{Observation, Skip, decode};
 use synack_core::frame::Timestamp;
 use synack_core::stream::{FinalTarget, Stream, Timeouts};
 
@@ -134,70 +134,81 @@ pub fn replay_with(
     opts: ReplayOptions,
 ) -> std::io::Result<RunSummary> {
     let ReplayOptions {
-        mut filter,
+        filter,
         connections,
     } = opts;
     let mut run = Run::new(sink, BTreeMap::new(), true);
     run.set_connections(connections);
     let mut stream = Stream::new(Timeouts::default());
-    let mut skips: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let (mut first, mut last) = (None::<Timestamp>, None::<Timestamp>);
     let emit = |run: &mut Run, done: Vec<FinalTarget>| {
         for t in done {
             run.target(t.ip, t.attempts, None, None);
         }
     };
-    let mut interrupted = false;
-    'files: for mut reader in readers {
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                interrupted = true;
-                break 'files;
-            }
-            match reader.next_frame() {
-                Ok(Some(frame)) => {
-                    first = Some(first.map_or(frame.ts, |f| f.min(frame.ts)));
-                    last = Some(last.map_or(frame.ts, |l| l.max(frame.ts)));
-                    if let Some(f) = filter.as_mut()
-                        && !f.matches(&frame)
-                    {
-                        continue;
+    // Files are read and decoded on a thread of their own, a batch at a time, while this
+    // one matches, judges and writes: decoding is a fifth of a replay. Standard input is
+    // decoded here, frame by frame, so that what a pipe brings is matched at once (a batch
+    // would wait for more frames that may take minutes to come).
+    let piped = readers.iter().any(|r| r.name() == "-");
+    let (decoded, interrupted) = if piped {
+        let decoded = decode_files(readers, filter, stop, |ts, obs| {
+            emit(&mut run, stream.observe(ts, &obs));
+            !run.failed()
+        });
+        let interrupted = decoded.interrupted;
+        (decoded, interrupted)
+    } else {
+        std::thread::scope(|s| {
+            let (tx, rx) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(4);
+            let (recycle, empties) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(6);
+            let decoder = s.spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                let decoded = decode_files(readers, filter, stop, |ts, obs| {
+                    batch.push((ts, obs));
+                    if batch.len() < BATCH {
+                        return true;
                     }
-                    match decode(&frame) {
-                        Ok(obs) => {
-                            let done = stream.observe(frame.ts, &obs);
-                            emit(&mut run, done);
-                        }
-                        // Other protocols are expected in any capture; damage is worth a word.
-                        Err(Skip::NotIp | Skip::OtherProtocol) => {}
-                        Err(skip) => *skips.entry(skip.describe()).or_default() += 1,
-                    }
-                    if run.failed() {
-                        break 'files;
-                    }
+                    let next = empties
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                    tx.send(std::mem::replace(&mut batch, next)).is_ok()
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
                 }
-                Ok(None) => break,
-                Err(_) if stop.load(Ordering::Relaxed) => {
+                decoded
+            });
+            let mut interrupted = false;
+            for mut batch in &rx {
+                if stop.load(Ordering::Relaxed) {
                     interrupted = true;
-                    break 'files;
-                }
-                Err(e) => {
-                    run.warn(format!("{e}; verdicts use the packets before it"));
                     break;
                 }
+                for (ts, obs) in batch.drain(..) {
+                    emit(&mut run, stream.observe(ts, &obs));
+                }
+                if run.failed() {
+                    break;
+                }
+                let _ = recycle.try_send(batch);
             }
-        }
-        for w in reader.warnings() {
-            run.warn(format!("{}: {w}", reader.name()));
-        }
+            // The decoder ends at its next send once the receiver is gone.
+            drop(rx);
+            let decoded = decoder.join().expect("the decoding thread does not panic");
+            let interrupted = interrupted || decoded.interrupted;
+            (decoded, interrupted)
+        })
+    };
+    for w in decoded.warnings {
+        run.warn(w);
     }
-    for (what, n) in skips {
+    for (what, n) in decoded.skips {
         run.warn(format!(
             "{n} packet{} skipped: {what}",
             if n == 1 { "" } else { "s" }
         ));
     }
-    if let Some(f) = &filter {
+    if let Some(f) = &decoded.filter {
         let mut refused: Vec<_> = f.refused.iter().collect();
         refused.sort_by_key(|(link, _)| link.to_pcap());
         for (link, (n, why)) in refused {
@@ -211,11 +222,90 @@ pub fn replay_with(
     }
     let stats = stream.stats();
     emit(&mut run, stream.finish());
-    let elapsed = match (first, last) {
+    let elapsed = match (decoded.first, decoded.last) {
         (Some(f), Some(l)) => Duration::from_nanos(l.since(f)),
         _ => Duration::ZERO,
     };
     run.end(stats, elapsed, 0, interrupted)
+}
+
+/// Observations per batch from the decoding thread.
+const BATCH: usize = 1024;
+
+/// What reading and decoding the files found besides the observations.
+struct Decoded {
+    /// The capture's first and last frame times (every frame, filtered or not).
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    /// Frames that may have been part of a TCP exchange and could not be read, by kind.
+    skips: BTreeMap<&'static str, u64>,
+    /// The filter, with the link types it refused.
+    filter: Option<Filter>,
+    /// Damage that ended a file early, and each file's own warnings, in file order.
+    warnings: Vec<String>,
+    interrupted: bool,
+}
+
+/// Reads the files in turn, filters and decodes each frame, and hands each observation
+/// to `observe` until it returns false (the sink failed) or `stop` is set.
+fn decode_files(
+    readers: Vec<CaptureReader>,
+    mut filter: Option<Filter>,
+    stop: &AtomicBool,
+    mut observe: impl FnMut(Timestamp, Observation) -> bool,
+) -> Decoded {
+    let mut d = Decoded {
+        first: None,
+        last: None,
+        skips: BTreeMap::new(),
+        filter: None,
+        warnings: Vec::new(),
+        interrupted: false,
+    };
+    'files: for mut reader in readers {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                d.interrupted = true;
+                break 'files;
+            }
+            match reader.next_frame() {
+                Ok(Some(frame)) => {
+                    d.first = Some(d.first.map_or(frame.ts, |f| f.min(frame.ts)));
+                    d.last = Some(d.last.map_or(frame.ts, |l| l.max(frame.ts)));
+                    if let Some(f) = filter.as_mut()
+                        && !f.matches(&frame)
+                    {
+                        continue;
+                    }
+                    match decode(&frame) {
+                        Ok(obs) => {
+                            if !observe(frame.ts, obs) {
+                                break 'files;
+                            }
+                        }
+                        // Other protocols are expected in any capture; damage is worth a word.
+                        Err(Skip::NotIp | Skip::OtherProtocol) => {}
+                        Err(skip) => *d.skips.entry(skip.describe()).or_default() += 1,
+                    }
+                }
+                Ok(None) => break,
+                Err(_) if stop.load(Ordering::Relaxed) => {
+                    d.interrupted = true;
+                    break 'files;
+                }
+                Err(e) => {
+                    d.warnings
+                        .push(format!("{e}; verdicts use the packets before it"));
+                    break;
+                }
+            }
+        }
+        for w in reader.warnings() {
+            d.warnings.push(format!("{}: {w}", reader.name()));
+        }
+    }
+    d.filter = filter;
+    d
 }
 
 /// Replays already opened captures as one, into a report held in memory (the bundled
