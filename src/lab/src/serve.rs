@@ -29,13 +29,20 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Scripts: a background job (`cmd &`) in a non-interactive shell gets /dev/null as stdin,
 /// which is an immediate EOF. Give it a pipe that stays open (`coproc`, or
 /// `sleep infinity | synack … &`) and stop it with `kill`, or by closing the pipe.
-/// `blackhole`: a prefix the router drops silently (`Lab::blackhole`).
-pub fn serve(tag: &str, many_hosts: Option<&str>, blackhole: Option<&str>) -> io::Result<()> {
+/// `blackhole`: a prefix the router drops silently (`Lab::blackhole`). `far`: a prefix
+/// and the delay every packet towards it waits (`Lab::delay_prefix`).
+pub fn serve(
+    tag: &str,
+    many_hosts: Option<&str>,
+    blackhole: Option<&str>,
+    far: Option<(&str, Duration)>,
+) -> io::Result<()> {
     let signals = StopSignals::block()?;
     serve_with(
         tag,
         many_hosts,
         blackhole,
+        far,
         &mut io::stdout(),
         io::stdin(),
         || signals.wait(STOP_POLL),
@@ -48,6 +55,7 @@ fn serve_with(
     tag: &str,
     many_hosts: Option<&str>,
     blackhole: Option<&str>,
+    far: Option<(&str, Duration)>,
     out: &mut dyn Write,
     input: impl Read + Send + 'static,
     mut signalled: impl FnMut() -> io::Result<bool>,
@@ -63,6 +71,9 @@ fn serve_with(
     }
     if let Some(prefix) = blackhole {
         lab.blackhole(prefix)?;
+    }
+    if let Some((prefix, delay)) = far {
+        lab.delay_prefix(prefix, delay)?;
     }
     writeln!(
         out,
@@ -169,7 +180,7 @@ mod tests {
             return;
         }
         let mut out = Vec::new();
-        serve_with("serve", None, None, &mut out, io::empty(), || {
+        serve_with("serve", None, None, None, &mut out, io::empty(), || {
             thread::sleep(Duration::from_millis(5));
             Ok(false)
         })
@@ -190,7 +201,7 @@ mod tests {
         }
         let (reader, writer) = io::pipe().unwrap();
         let mut out = Vec::new();
-        serve_with("serve", None, None, &mut out, reader, || Ok(true)).unwrap();
+        serve_with("serve", None, None, None, &mut out, reader, || Ok(true)).unwrap();
         drop(writer); // lets the stdin thread finish
         let names = announced(&out);
         let left = list_namespaces().unwrap();
