@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::netns::{self, in_namespace, run_argv};
+use super::netns::{self, in_namespace, run_argv, write_sysctl};
 use super::topology::{Lab, TARGET_V4, TARGET_V6};
 
 /// Packets waiting in one relay at most; more are dropped (and counted).
@@ -112,7 +112,8 @@ fn far_prefix(prefix: &str) -> Option<FarPrefix> {
 impl Lab {
     /// Makes every address of `prefix` a far host: the target answers for it (closed
     /// ports with its stack's RST; open a port with [`Lab::listen`] on the far address,
-    /// the target's INPUT rules apply as to its own address), and every packet from the
+    /// which an IPv6 prefix allows by turning `net.ipv6.ip_nonlocal_bind` on in the
+    /// target; the target's INPUT rules apply as to its own address), and every packet from the
     /// scanner to it waits `delay` in a relay in the router (module documentation).
     ///
     /// `prefix`: inside 198.19.0.0/16, or inside 2001:db8::/32 apart from the lab's
@@ -147,6 +148,13 @@ impl Lab {
             &self.target,
             &["ip", family, "route", "add", "local", prefix, "dev", "lo"],
         )?;
+        if far.v6 {
+            // IPv4 lets a socket bind to an address of a `local` route; IPv6 asks for
+            // non-local binds to be allowed first (for listeners on the far addresses).
+            in_namespace(&self.target, || {
+                write_sysctl("net.ipv6.ip_nonlocal_bind", "1")
+            })??;
+        }
         let tun = {
             let dev = dev.clone();
             in_namespace(&self.router, move || open_tun(&dev))??
