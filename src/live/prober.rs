@@ -120,11 +120,15 @@ impl RttEstimator {
 /// initial second when its neighbours have answered. The neighbours say nothing about a
 /// host that never answered, though: its last attempt at a port waits at least the
 /// initial second (RFC 6298 §2.1), so a far host whose first answers are still on their
-/// way when the near hosts' timeout passes keeps its verdicts (`attempt_timeout`).
+/// way when the near hosts' timeout passes keeps its verdicts (`attempt_timeout`). A
+/// host that let such a wait pass without a word is taken for silent (a dead address
+/// under -Pn): its later attempts go back to the group's timeout, so each silent host
+/// costs one long wait, not one per port.
 #[derive(Clone, Debug, Default)]
 pub struct HostRtt {
     hosts: rustc_hash::FxHashMap<IpAddr, RttEstimator>,
     group: RttEstimator,
+    silent: rustc_hash::FxHashSet<IpAddr>,
 }
 
 impl HostRtt {
@@ -151,8 +155,16 @@ impl HostRtt {
     pub fn attempt_timeout(&self, ip: IpAddr, last: bool) -> Duration {
         match self.hosts.get(&ip) {
             Some(r) => r.timeout(),
-            None if last => self.group.timeout().max(INITIAL_TIMEOUT),
+            None if last && !self.silent.contains(&ip) => self.group.timeout().max(INITIAL_TIMEOUT),
             None => self.group.timeout(),
+        }
+    }
+
+    /// An attempt to `ip` ended without an answer after `waited`: a host without a
+    /// sample that let the initial second pass is silent from now on.
+    pub fn timed_out(&mut self, ip: IpAddr, waited: Duration) {
+        if waited >= INITIAL_TIMEOUT && !self.hosts.contains_key(&ip) {
+            self.silent.insert(ip);
         }
     }
 
@@ -164,17 +176,19 @@ impl HostRtt {
             .fold(self.group.timeout(), Duration::max)
     }
 
+    /// Hosts remembered (with an estimate, or silent).
     pub fn len(&self) -> usize {
-        self.hosts.len()
+        self.hosts.len() + self.silent.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty()
+        self.hosts.is_empty() && self.silent.is_empty()
     }
 
     /// Keeps the estimates of the hosts `keep` names (memory follows the target group).
     pub fn forget_except(&mut self, keep: impl Fn(IpAddr) -> bool) {
         self.hosts.retain(|ip, _| keep(*ip));
+        self.silent.retain(|ip| keep(*ip));
     }
 }
 
@@ -543,6 +557,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 Ok(errno) if errno != 0 => ConnectOutcome::Failed(errno),
                 _ => {
                     last_timeout = Some(now);
+                    rtt.timed_out(f.target.ip(), now.saturating_duration_since(f.started));
                     ConnectOutcome::TimedOut
                 }
             };
@@ -894,6 +909,20 @@ mod tests {
         r.sample(far, Duration::from_millis(200));
         assert_eq!(r.attempt_timeout(far, false), Duration::from_millis(600));
         assert_eq!(r.attempt_timeout(far, true), Duration::from_millis(600));
+        // A host that let the long wait pass without a word is silent: one long wait
+        // per dead address, not one per port.
+        let dead: IpAddr = "198.19.128.7".parse().unwrap();
+        r.timed_out(dead, MIN_TIMEOUT);
+        assert_eq!(r.attempt_timeout(dead, true), INITIAL_TIMEOUT);
+        r.timed_out(dead, INITIAL_TIMEOUT);
+        let group = r.attempt_timeout(dead, false);
+        assert!(group < INITIAL_TIMEOUT, "{group:?}");
+        assert_eq!(r.attempt_timeout(dead, true), group);
+        // A host with an estimate is never taken for silent.
+        r.timed_out(near, INITIAL_TIMEOUT);
+        assert_eq!(r.attempt_timeout(near, true), MIN_TIMEOUT);
+        r.forget_except(|ip| ip != dead);
+        assert_eq!(r.attempt_timeout(dead, true), INITIAL_TIMEOUT);
         // A group slower than the initial second is not shortened.
         let mut slow = HostRtt::default();
         slow.sample(near, Duration::from_secs(2));
