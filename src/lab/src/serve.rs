@@ -1,6 +1,7 @@
 //! Holding a standard lab open for scripts (benchmarks, fixture recording).
 
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::ptr;
 use std::sync::mpsc;
 use std::thread;
@@ -74,6 +75,13 @@ fn serve_with(
     }
     if let Some((prefix, delay)) = far {
         lab.delay_prefix(prefix, delay)?;
+        // The far host to scan: the prefix's first address, with the standard open
+        // ports (the target's INPUT rules decide the others as for its own address).
+        let host = first_host(prefix)?;
+        let target = lab.target.clone();
+        for port in [22, 80] {
+            lab.listen(&target, SocketAddr::new(host, port))?;
+        }
     }
     writeln!(
         out,
@@ -103,6 +111,16 @@ fn serve_with(
     }
     drop(lab);
     Ok(())
+}
+
+/// The first address after the network address of `prefix` ("a.b.c.0/24" → a.b.c.1).
+fn first_host(prefix: &str) -> io::Result<IpAddr> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("prefix {prefix:?}"));
+    let (addr, _) = prefix.split_once('/').ok_or_else(bad)?;
+    Ok(match addr.parse::<IpAddr>().map_err(|_| bad())? {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) + 1).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) + 1).into()),
+    })
 }
 
 /// SIGINT and SIGTERM, blocked so that they queue up until [`StopSignals::wait`] takes them.
@@ -172,6 +190,19 @@ mod tests {
             .zip(["scanner=", "router=", "target="])
             .map(|(field, key)| field.strip_prefix(key).unwrap().to_owned())
             .collect()
+    }
+
+    #[test]
+    fn the_far_host_is_the_prefix_first_address() {
+        assert_eq!(
+            first_host("198.19.200.0/24").unwrap(),
+            "198.19.200.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            first_host("2001:db8:c8::/64").unwrap(),
+            "2001:db8:c8::1".parse::<IpAddr>().unwrap()
+        );
+        assert!(first_host("2001:db8:c8::").is_err());
     }
 
     #[test]
