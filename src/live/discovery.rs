@@ -5,7 +5,9 @@
 //! echo or timestamp reply, any completed connect() (SYN/ACK) and any refused one (a RST
 //! is proof of life too, RFC 9293 §3.10.7.1) proves the host up; the first answer is
 //! kept as the proof, with its round trip. Nothing after a timeout from the round-trip
-//! estimator and one retry: the host is down, one line instead of a row per port.
+//! estimator and one retry (which waits at least the initial second: the estimate says
+//! nothing about a host that has not answered): the host is down, one line instead of a
+//! row per port.
 //!
 //! The ICMP sockets are opened in `prepare` while privileges last (raw with CAP_NET_RAW;
 //! otherwise a datagram "ping" socket where net.ipv4.ping_group_range allows, echo
