@@ -10,7 +10,10 @@
 #              nmap -sT -Pn -n --top-ports 100 (both -Pn; RUNS_MANY rounds), then synack alone on
 #              /20, /18 and /16 x 10 ports, to show that its memory stays flat;
 #  discovery:  a dead /24 (a blackhole route in the router) + 128 live hosts x top 100
-#              ports, with host discovery (dead hosts one line each) and without.
+#              ports, with host discovery (dead hosts one line each) and without;
+#  near + far: the lab target beside a copy of it 200 ms away (2001:db8:c8::1, behind a
+#              delaying relay in the router), by synack (with discovery and -Pn) and
+#              nmap -sT -Pn -n: times, and whether every far verdict equals the near one.
 # Prints medians of RUNS runs, ratios, synack's peak RSS and capture drops. Needs root.
 # PREVIOUS_BIN=/path/to/an/older/synack adds that build as a contender in the same rounds
 # (to check that a change costs no speed).
@@ -28,7 +31,7 @@ BARE=target/release/examples/bare_connect
 
 work=$(mktemp -d)
 mkfifo "$work/hold"
-"$BIN" lab bench --many-hosts 198.19.0.0/16 < "$work/hold" > "$work/lab.out" 2>&1 &
+"$BIN" lab bench --many-hosts 198.19.0.0/16 --far 2001:db8:c8::/64 --far-delay 200ms < "$work/hold" > "$work/lab.out" 2>&1 &
 lab_pid=$!
 exec 3> "$work/hold"
 cleanup() { exec 3>&- || true; wait "$lab_pid" 2>/dev/null || true; rm -rf "$work"; }
@@ -131,6 +134,30 @@ printf '  discovery     %6.3f s (table)  %6.3f s (--json)   %d down lines, %d ho
   "$(med disc)" "$(med disc_json)" "$down_lines" "$reports" "$hosts_json" "$open_json"
 printf '  no-discovery  %6.3f s (--json)   %d port rows, %d/128 open ports found\n' \
   "$(med nodisc)" "$rows_nodisc" "$open_nodisc"
+
+echo "== near + far: 2001:db8:2::1 and 2001:db8:c8::1 (200 ms away) x ports 22,80-85, median of $RUNS =="
+NF_PORTS=22,80-85
+for _ in $(seq 1 "$RUNS"); do
+  run_once nf_disc "$BIN" scan 2001:db8:2::1 2001:db8:c8::1 -p "$NF_PORTS" --json
+  run_once nf_pn "$BIN" scan 2001:db8:2::1 2001:db8:c8::1 -p "$NF_PORTS" --json -Pn
+  run_once nf_nmap nmap -6 -sT -Pn -n -p "$NF_PORTS" -oG - 2001:db8:2::1 2001:db8:c8::1
+done
+# "port state" lines of one host, from synack's JSON or nmap's grepable output.
+syn_states() { grep '"type":"port"' "$work/$1.out" | grep "\"target\":\"$2\"" \
+  | sed 's/.*"port":\([0-9]*\).*"state":"\([a-z|]*\)".*/\1 \2/' | sort -n; }
+nmap_states() { grep "^Host: $2 .*Ports:" "$work/nf_nmap.out" | tail -1 | sed 's/.*Ports: //' \
+  | tr ',' '\n' | sed 's#^ *\([0-9]*\)/\([a-z|]*\)/.*#\1 \2#' | sort -n; }
+same() { # how many of the near host's ports the far host has the same state on
+  local near far; near=$("$1" "$2" 2001:db8:2::1); far=$("$1" "$2" 2001:db8:c8::1)
+  echo "$(comm -12 <(echo "$near") <(echo "$far") | grep -c .)/$(echo "$near" | grep -c .)"
+}
+printf '  synack          %6.3f s   far = near on %s ports\n' "$(med nf_disc)" "$(same syn_states nf_disc)"
+printf '  synack -Pn      %6.3f s   far = near on %s ports\n' "$(med nf_pn)" "$(same syn_states nf_pn)"
+printf '  nmap -sT -Pn -n %6.3f s   far = near on %s ports\n' "$(med nf_nmap)" "$(same nmap_states nf_nmap)"
+for h in 2001:db8:2::1 2001:db8:c8::1; do
+  echo "  $h synack -Pn: $(syn_states nf_pn $h | tr '\n' ' ')"
+  echo "  $h nmap:       $(nmap_states nf_nmap $h | tr '\n' ' ')"
+done
 
 echo "== memory as the target count grows: synack, 10 ports (21-23,25,53,80,110,443,3389,8080) =="
 for prefix in 198.19.0.0/20 198.19.0.0/18 198.19.0.0/16; do

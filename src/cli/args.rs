@@ -97,6 +97,13 @@ pub enum Command {
         /// A prefix (inside 198.19.0.0/16) the router drops without a word: dead hosts.
         #[arg(long, value_name = "PREFIX")]
         blackhole: Option<String>,
+        /// A far prefix (inside 198.19.0.0/16 or 2001:db8::/32): the target answers for
+        /// it, and every packet towards it waits --far-delay in a relay in the router;
+        /// its first address has ports 22 and 80 open.
+        #[arg(long, value_name = "PREFIX")]
+        far: Option<String>,
+        #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+        far_delay: Duration,
     },
 }
 

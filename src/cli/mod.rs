@@ -55,7 +55,14 @@ pub fn main() -> i32 {
             tag,
             many_hosts,
             blackhole,
-        } => match synack_lab::serve(&tag, many_hosts.as_deref(), blackhole.as_deref()) {
+            far,
+            far_delay,
+        } => match synack_lab::serve(
+            &tag,
+            many_hosts.as_deref(),
+            blackhole.as_deref(),
+            far.as_deref().map(|p| (p, far_delay)),
+        ) {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("synack lab: {e}");

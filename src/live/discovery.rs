@@ -5,7 +5,9 @@
 //! echo or timestamp reply, any completed connect() (SYN/ACK) and any refused one (a RST
 //! is proof of life too, RFC 9293 §3.10.7.1) proves the host up; the first answer is
 //! kept as the proof, with its round trip. Nothing after a timeout from the round-trip
-//! estimator and one retry: the host is down, one line instead of a row per port.
+//! estimator and one retry (which waits at least the initial second: the estimate says
+//! nothing about a host that has not answered): the host is down, one line instead of a
+//! row per port.
 //!
 //! The ICMP sockets are opened in `prepare` while privileges last (raw with CAP_NET_RAW;
 //! otherwise a datagram "ping" socket where net.ipv4.ping_group_range allows, echo
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use rustc_hash::FxHashMap;
 
-use super::prober::{ProbeConfig, ProbeEvent, RttEstimator};
+use super::prober::{INITIAL_TIMEOUT, ProbeConfig, ProbeEvent, RttEstimator};
 use super::{ProberHandles, join_probers, spawn_probers, sys};
 use crate::report::{HostAnswer, HostProbe, HostProof};
 
@@ -217,6 +219,9 @@ struct Host {
     /// Rounds started (0: not yet).
     round: u8,
     round_started: Instant,
+    /// When each round started: an ICMP reply names its round (the sequence number), so
+    /// a late reply to the first round is still an exact round trip.
+    started: [Instant; ROUNDS as usize],
     /// The connect() probes of the current round still waiting: (port, socket).
     tcp: Vec<(u16, OwnedFd)>,
     flows: Vec<SocketAddr>,
@@ -252,6 +257,7 @@ pub(super) fn discover_group(
             probes: icmp.probes(ip),
             round: 0,
             round_started: Instant::now(),
+            started: [Instant::now(); ROUNDS as usize],
             tcp: Vec::new(),
             flows: Vec::new(),
             up: None,
@@ -282,6 +288,7 @@ pub(super) fn discover_group(
             let h = &mut hosts[i];
             h.round += 1;
             h.round_started = Instant::now();
+            h.started[usize::from(h.round - 1)] = h.round_started;
             if let Some(s) = icmp.sock(h.ip) {
                 for p in h.probes.iter().filter(|p| !matches!(p, HostProbe::Tcp(_))) {
                     let msg = request(*p, h.ip.is_ipv6(), id, u16::from(h.round));
@@ -329,12 +336,17 @@ pub(super) fn discover_group(
                 if h.up.is_some() || h.round == 0 {
                     continue;
                 }
-                let elapsed = h.round_started.elapsed();
-                // A late reply to the first round, read during the second, is proof of
-                // life but not a round-trip sample.
-                if seq == u16::from(h.round) {
-                    rtt.sample(elapsed);
-                }
+                // A late reply to the first round, read during the second, is timed from
+                // the request it answers (its sequence number says which).
+                let Some(sent) = (seq as usize)
+                    .checked_sub(1)
+                    .and_then(|r| h.started.get(r))
+                    .filter(|_| seq >= 1 && seq <= u16::from(h.round))
+                else {
+                    continue;
+                };
+                let elapsed = sent.elapsed();
+                rtt.sample(elapsed);
                 let probe = match answer {
                     HostAnswer::TimestampReply => HostProbe::Timestamp,
                     _ => HostProbe::Echo,
@@ -347,10 +359,10 @@ pub(super) fn discover_group(
             }
         }
         // Completed connect() probes.
-        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
+        let timeout = |round: u8| round_timeout(cfg, rtt, round);
         let next_deadline = active
             .iter()
-            .map(|&i| hosts[i].round_started + timeout)
+            .map(|&i| hosts[i].round_started + timeout(hosts[i].round))
             .min();
         let wait = next_deadline
             .map_or(Duration::from_millis(5), |d| {
@@ -389,10 +401,9 @@ pub(super) fn discover_group(
         }
         // Hosts proven up are done; hosts past their deadline retry once, then are down.
         let now = Instant::now();
-        let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout());
         active.retain(|&i| {
             let h = &mut hosts[i];
-            let expired = h.round_started + timeout <= now;
+            let expired = h.round_started + round_timeout(cfg, rtt, h.round) <= now;
             if h.up.is_none() && !expired && !(h.tcp.is_empty() && icmp.sock(h.ip).is_none()) {
                 return true;
             }
@@ -427,6 +438,19 @@ pub(super) fn discover_group(
             no_neighbour: h.up.is_none() && super::neigh::unresolved(h.ip),
         })
         .collect())
+}
+
+/// How long round `round` of a host waits: the discovery-wide estimate, except that the
+/// last round waits at least the initial second (RFC 6298 §2.1). The estimate comes from
+/// the hosts that answered, and says nothing about one that has not: a far host asked
+/// beside near ones would otherwise be given up at the near ones' timeout, twice, and
+/// reported down.
+fn round_timeout(cfg: &ProbeConfig, rtt: &RttEstimator, round: u8) -> Duration {
+    match cfg.timeout {
+        Some(t) => t,
+        None if round >= ROUNDS => rtt.timeout().max(INITIAL_TIMEOUT),
+        None => rtt.timeout(),
+    }
 }
 
 fn token(host: usize, round: u8, port: u16) -> u64 {
@@ -570,6 +594,43 @@ mod tests {
         assert_eq!(
             parse_reply(&six, true, false),
             Some((HostAnswer::EchoReply, 1, 1))
+        );
+    }
+
+    #[test]
+    fn the_last_round_waits_at_least_the_initial_second() {
+        let cfg = ProbeConfig {
+            targets: Vec::new(),
+            ports: Vec::new(),
+            timeout: None,
+            retries: 1,
+            parallelism: 1,
+            max_rate: None,
+            dscp: None,
+            shard: (0, 1),
+            host_timeout: None,
+            rtt_seeds: Arc::default(),
+            pace: None,
+            slow_retry_budget: Duration::ZERO,
+        };
+        let mut rtt = RttEstimator::default();
+        for _ in 0..10 {
+            rtt.sample(Duration::from_micros(200));
+        }
+        // Near hosts answered: the first round is quick, the last is not.
+        assert_eq!(
+            round_timeout(&cfg, &rtt, 1),
+            super::super::prober::MIN_TIMEOUT
+        );
+        assert_eq!(round_timeout(&cfg, &rtt, ROUNDS), INITIAL_TIMEOUT);
+        // --timeout is the user's word for every round.
+        let fixed = ProbeConfig {
+            timeout: Some(Duration::from_millis(200)),
+            ..cfg
+        };
+        assert_eq!(
+            round_timeout(&fixed, &rtt, ROUNDS),
+            Duration::from_millis(200)
         );
     }
 

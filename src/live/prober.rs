@@ -114,14 +114,21 @@ impl RttEstimator {
 }
 
 /// Round-trip estimates per target (RFC 6298 for each address, as nmap keeps timing
-/// per host), and one for the whole prober, which serves a target until it has a sample
-/// of its own: a far host scanned beside a near one is not given up at the near host's
-/// timeout, and a new host does not start from the initial second when its neighbours
-/// have answered.
+/// per host), and one for the whole prober, which serves a target's first attempts until
+/// it has a sample of its own: a far host scanned beside a near one is not given up at
+/// the near host's timeout once it has answered, and a new host does not start from the
+/// initial second when its neighbours have answered. The neighbours say nothing about a
+/// host that never answered, though: its last attempt at a port waits at least the
+/// initial second (RFC 6298 §2.1), so a far host whose first answers are still on their
+/// way when the near hosts' timeout passes keeps its verdicts (`attempt_timeout`). A
+/// host that let such a wait pass without a word is taken for silent (a dead address
+/// under -Pn): its later attempts go back to the group's timeout, so each silent host
+/// costs one long wait, not one per port.
 #[derive(Clone, Debug, Default)]
 pub struct HostRtt {
     hosts: rustc_hash::FxHashMap<IpAddr, RttEstimator>,
     group: RttEstimator,
+    silent: rustc_hash::FxHashSet<IpAddr>,
 }
 
 impl HostRtt {
@@ -142,6 +149,25 @@ impl HostRtt {
         }
     }
 
+    /// The timeout for an attempt to `ip`, `last` when no retry will follow: the host's
+    /// own estimate once it has one; before that the group's for an attempt that will
+    /// be retried, and at least [`INITIAL_TIMEOUT`] for the last one.
+    pub fn attempt_timeout(&self, ip: IpAddr, last: bool) -> Duration {
+        match self.hosts.get(&ip) {
+            Some(r) => r.timeout(),
+            None if last && !self.silent.contains(&ip) => self.group.timeout().max(INITIAL_TIMEOUT),
+            None => self.group.timeout(),
+        }
+    }
+
+    /// An attempt to `ip` ended without an answer after `waited`: a host without a
+    /// sample that let the initial second pass is silent from now on.
+    pub fn timed_out(&mut self, ip: IpAddr, waited: Duration) {
+        if waited >= INITIAL_TIMEOUT && !self.hosts.contains_key(&ip) {
+            self.silent.insert(ip);
+        }
+    }
+
     /// The timeout of the slowest host known (for answers still on their way).
     pub fn longest_timeout(&self) -> Duration {
         self.hosts
@@ -150,17 +176,19 @@ impl HostRtt {
             .fold(self.group.timeout(), Duration::max)
     }
 
+    /// Hosts remembered (with an estimate, or silent).
     pub fn len(&self) -> usize {
-        self.hosts.len()
+        self.hosts.len() + self.silent.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty()
+        self.hosts.is_empty() && self.silent.is_empty()
     }
 
     /// Keeps the estimates of the hosts `keep` names (memory follows the target group).
     pub fn forget_except(&mut self, keep: impl Fn(IpAddr) -> bool) {
         self.hosts.retain(|ip, _| keep(*ip));
+        self.silent.retain(|ip| keep(*ip));
     }
 }
 
@@ -299,8 +327,9 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
     // Attempts in flight with their start and target. Each target has its own timeout,
     // applied when checked, so attempts started before a round trip was measured benefit
     // from the adapted value too; the list is walked at each check (it is at most the
-    // window, and entries of ended attempts leave on that walk).
-    let mut deadlines: VecDeque<(Instant, usize, u32, IpAddr)> = VecDeque::new();
+    // window, and entries of ended attempts leave on that walk). The flag: the attempt
+    // is its port's last (`HostRtt::attempt_timeout`).
+    let mut deadlines: VecDeque<(Instant, usize, u32, IpAddr, bool)> = VecDeque::new();
     let mut retry: VecDeque<Pending> = VecDeque::new();
     let mut fresh = order(&cfg.targets, &cfg.ports).skip(shard).step_by(shards);
     let mut in_flight = 0usize;
@@ -371,7 +400,8 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 Ok(Started::InFlight(slot)) => {
                     let f = slots[slot].as_mut().expect("just filled");
                     f.slow = slow_job;
-                    deadlines.push_back((f.started, slot, generation[slot], f.target.ip()));
+                    let last = f.attempt > cfg.retries;
+                    deadlines.push_back((f.started, slot, generation[slot], f.target.ip(), last));
                     in_flight += 1;
                 }
                 Ok(Started::Done(mut f, outcome)) => {
@@ -411,12 +441,13 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         }
         // Wait for completions, the next deadline, or the next rate slot.
         let now = Instant::now();
-        let timeout_of = |ip: IpAddr| cfg.timeout.unwrap_or_else(|| rtt.timeout(ip));
+        let timeout_of =
+            |ip: IpAddr, last: bool| cfg.timeout.unwrap_or_else(|| rtt.attempt_timeout(ip, last));
         let mut wait = Duration::from_millis(50);
         if let Some(due) = deadlines
             .iter()
-            .filter(|(_, slot, tag, _)| generation[*slot] == *tag)
-            .map(|(started, _, _, ip)| *started + timeout_of(*ip))
+            .filter(|(_, slot, tag, _, _)| generation[*slot] == *tag)
+            .map(|(started, _, _, ip, last)| *started + timeout_of(*ip, *last))
             .min()
         {
             wait = wait.min(due.saturating_duration_since(now));
@@ -475,13 +506,14 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
         }
         // Expire attempts past their deadline.
         let now = Instant::now();
-        let timeout_of = |ip: IpAddr| cfg.timeout.unwrap_or_else(|| rtt.timeout(ip));
+        let timeout_of =
+            |ip: IpAddr, last: bool| cfg.timeout.unwrap_or_else(|| rtt.attempt_timeout(ip, last));
         let mut expired: Vec<usize> = Vec::new();
-        deadlines.retain(|&(started, slot, generation_tag, ip)| {
+        deadlines.retain(|&(started, slot, generation_tag, ip, last)| {
             if generation[slot] != generation_tag {
                 return false;
             }
-            if started + timeout_of(ip) > now {
+            if started + timeout_of(ip, last) > now {
                 return true;
             }
             expired.push(slot);
@@ -505,9 +537,12 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 && neighbours.resolving(f.target.ip(), now)
             {
                 let recheck = now + super::neigh::RECHECK;
-                let timeout = cfg.timeout.unwrap_or_else(|| rtt.timeout(f.target.ip()));
+                let last = f.attempt > cfg.retries;
+                let timeout = cfg
+                    .timeout
+                    .unwrap_or_else(|| rtt.attempt_timeout(f.target.ip(), last));
                 let as_if = recheck.checked_sub(timeout).unwrap_or(now);
-                deadlines.push_back((as_if, slot, generation[slot], f.target.ip()));
+                deadlines.push_back((as_if, slot, generation[slot], f.target.ip(), last));
                 continue;
             }
             let f = slots[slot].take().expect("live slot");
@@ -522,6 +557,7 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                 Ok(errno) if errno != 0 => ConnectOutcome::Failed(errno),
                 _ => {
                     last_timeout = Some(now);
+                    rtt.timed_out(f.target.ip(), now.saturating_duration_since(f.started));
                     ConnectOutcome::TimedOut
                 }
             };
@@ -852,6 +888,45 @@ mod tests {
         r.forget_except(|ip| ip == far);
         assert_eq!(r.len(), 1);
         assert_eq!(r.timeout(far), t);
+    }
+
+    #[test]
+    fn a_host_that_never_answered_gets_the_initial_second_on_its_last_try() {
+        // -Pn: the near host answers within a millisecond, the far one has not answered
+        // yet. Its first attempt may run on the near host's timeout, its last may not:
+        // what the neighbours measured says nothing about it.
+        let near: IpAddr = "198.18.2.1".parse().unwrap();
+        let far: IpAddr = "198.19.200.5".parse().unwrap();
+        let mut r = HostRtt::default();
+        for _ in 0..20 {
+            r.sample(near, Duration::from_micros(300));
+        }
+        assert_eq!(r.attempt_timeout(far, false), MIN_TIMEOUT);
+        assert_eq!(r.attempt_timeout(far, true), INITIAL_TIMEOUT);
+        // The near host's own estimate holds for its last attempt too.
+        assert_eq!(r.attempt_timeout(near, true), MIN_TIMEOUT);
+        // Once the far host has answered, its own estimate rules both.
+        r.sample(far, Duration::from_millis(200));
+        assert_eq!(r.attempt_timeout(far, false), Duration::from_millis(600));
+        assert_eq!(r.attempt_timeout(far, true), Duration::from_millis(600));
+        // A host that let the long wait pass without a word is silent: one long wait
+        // per dead address, not one per port.
+        let dead: IpAddr = "198.19.128.7".parse().unwrap();
+        r.timed_out(dead, MIN_TIMEOUT);
+        assert_eq!(r.attempt_timeout(dead, true), INITIAL_TIMEOUT);
+        r.timed_out(dead, INITIAL_TIMEOUT);
+        let group = r.attempt_timeout(dead, false);
+        assert!(group < INITIAL_TIMEOUT, "{group:?}");
+        assert_eq!(r.attempt_timeout(dead, true), group);
+        // A host with an estimate is never taken for silent.
+        r.timed_out(near, INITIAL_TIMEOUT);
+        assert_eq!(r.attempt_timeout(near, true), MIN_TIMEOUT);
+        r.forget_except(|ip| ip != dead);
+        assert_eq!(r.attempt_timeout(dead, true), INITIAL_TIMEOUT);
+        // A group slower than the initial second is not shortened.
+        let mut slow = HostRtt::default();
+        slow.sample(near, Duration::from_secs(2));
+        assert_eq!(slow.attempt_timeout(far, true), Duration::from_secs(6));
     }
 
     #[test]

@@ -61,6 +61,7 @@
 
 mod answerers;
 mod anyip;
+mod delay;
 mod loopback;
 mod netns;
 mod scenario;
@@ -73,6 +74,7 @@ pub use answerers::{
     TTL_FORGED_PORT,
 };
 pub use anyip::MANY_HOSTS_V4;
+pub use delay::{MAX_DELAY, MAX_QUEUED};
 pub use loopback::{LoopbackLab, WIDE_PORT_RANGE, loopback};
 pub use netns::{
     NAME_PREFIX, cleanup_stale, command, in_namespace, list_namespaces, read_sysctl, run,

@@ -1,6 +1,7 @@
 //! Holding a standard lab open for scripts (benchmarks, fixture recording).
 
 use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::ptr;
 use std::sync::mpsc;
 use std::thread;
@@ -29,13 +30,20 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Scripts: a background job (`cmd &`) in a non-interactive shell gets /dev/null as stdin,
 /// which is an immediate EOF. Give it a pipe that stays open (`coproc`, or
 /// `sleep infinity | synack … &`) and stop it with `kill`, or by closing the pipe.
-/// `blackhole`: a prefix the router drops silently (`Lab::blackhole`).
-pub fn serve(tag: &str, many_hosts: Option<&str>, blackhole: Option<&str>) -> io::Result<()> {
+/// `blackhole`: a prefix the router drops silently (`Lab::blackhole`). `far`: a prefix
+/// and the delay every packet towards it waits (`Lab::delay_prefix`).
+pub fn serve(
+    tag: &str,
+    many_hosts: Option<&str>,
+    blackhole: Option<&str>,
+    far: Option<(&str, Duration)>,
+) -> io::Result<()> {
     let signals = StopSignals::block()?;
     serve_with(
         tag,
         many_hosts,
         blackhole,
+        far,
         &mut io::stdout(),
         io::stdin(),
         || signals.wait(STOP_POLL),
@@ -48,6 +56,7 @@ fn serve_with(
     tag: &str,
     many_hosts: Option<&str>,
     blackhole: Option<&str>,
+    far: Option<(&str, Duration)>,
     out: &mut dyn Write,
     input: impl Read + Send + 'static,
     mut signalled: impl FnMut() -> io::Result<bool>,
@@ -63,6 +72,16 @@ fn serve_with(
     }
     if let Some(prefix) = blackhole {
         lab.blackhole(prefix)?;
+    }
+    if let Some((prefix, delay)) = far {
+        lab.delay_prefix(prefix, delay)?;
+        // The far host to scan: the prefix's first address, with the standard open
+        // ports (the target's INPUT rules decide the others as for its own address).
+        let host = first_host(prefix)?;
+        let target = lab.target.clone();
+        for port in [22, 80] {
+            lab.listen(&target, SocketAddr::new(host, port))?;
+        }
     }
     writeln!(
         out,
@@ -92,6 +111,16 @@ fn serve_with(
     }
     drop(lab);
     Ok(())
+}
+
+/// The first address after the network address of `prefix` ("a.b.c.0/24" → a.b.c.1).
+fn first_host(prefix: &str) -> io::Result<IpAddr> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("prefix {prefix:?}"));
+    let (addr, _) = prefix.split_once('/').ok_or_else(bad)?;
+    Ok(match addr.parse::<IpAddr>().map_err(|_| bad())? {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a) + 1).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a) + 1).into()),
+    })
 }
 
 /// SIGINT and SIGTERM, blocked so that they queue up until [`StopSignals::wait`] takes them.
@@ -164,12 +193,25 @@ mod tests {
     }
 
     #[test]
+    fn the_far_host_is_the_prefix_first_address() {
+        assert_eq!(
+            first_host("198.19.200.0/24").unwrap(),
+            "198.19.200.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            first_host("2001:db8:c8::/64").unwrap(),
+            "2001:db8:c8::1".parse::<IpAddr>().unwrap()
+        );
+        assert!(first_host("2001:db8:c8::").is_err());
+    }
+
+    #[test]
     fn serve_announces_and_tears_down_on_eof() {
         if !root_or_skip("serve_announces_and_tears_down_on_eof") {
             return;
         }
         let mut out = Vec::new();
-        serve_with("serve", None, None, &mut out, io::empty(), || {
+        serve_with("serve", None, None, None, &mut out, io::empty(), || {
             thread::sleep(Duration::from_millis(5));
             Ok(false)
         })
@@ -190,7 +232,7 @@ mod tests {
         }
         let (reader, writer) = io::pipe().unwrap();
         let mut out = Vec::new();
-        serve_with("serve", None, None, &mut out, reader, || Ok(true)).unwrap();
+        serve_with("serve", None, None, None, &mut out, reader, || Ok(true)).unwrap();
         drop(writer); // lets the stdin thread finish
         let names = announced(&out);
         let left = list_namespaces().unwrap();

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::delay::Relay;
 use super::netns::{self, NamespaceSet, fresh_names, in_namespace, run_argv, write_sysctl};
 
 /// The scanner's address on the scanner–router link.
@@ -120,6 +121,9 @@ pub struct Lab {
     pub scanner: String,
     pub router: String,
     pub target: String,
+    /// Delay relays ([`Lab::delay_prefix`]); declared before `namespaces` so they stop
+    /// before the namespaces are deleted.
+    pub(crate) relays: Vec<Relay>,
     namespaces: NamespaceSet,
 }
 
@@ -137,6 +141,7 @@ impl Lab {
             scanner,
             router,
             target,
+            relays: Vec::new(),
             namespaces,
         };
         lab.configure()?;
