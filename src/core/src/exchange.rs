@@ -242,10 +242,11 @@ pub struct TrackerStats {
 /// Groups observations into attempts.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    /// Slot of the current attempt on each 4-tuple. The table holds only the 4-byte slot
-    /// number and hashes through `slots`: a full-range scan has 65,535 keys of 64 bytes
-    /// that the slots already hold.
-    by_key: HashTable<u32>,
+    /// Slot of the current attempt on each 4-tuple, with the key's 32-bit hash. The table
+    /// holds 8 bytes per key and compares keys through `slots` (a full-range scan has
+    /// 65,535 keys of 64 bytes that the slots already hold); the stored hash lets it grow
+    /// without reading every slot again.
+    by_key: HashTable<(u32, u32)>,
     /// Attempts in flight; `None` where one was taken out (reused through `free`).
     slots: Vec<Option<Attempt>>,
     free: Vec<u32>,
@@ -294,15 +295,26 @@ impl Tracker {
         self
     }
 
-    fn hash(key: &FlowKey) -> u64 {
-        FxBuildHasher.hash_one(key)
+    /// A key's 32-bit hash, as stored in `by_key`.
+    fn hash(key: &FlowKey) -> u32 {
+        let h = FxBuildHasher.hash_one(key);
+        (h >> 32) as u32 ^ h as u32
+    }
+
+    /// The table's 64-bit hash from a stored 32-bit one (multiplied out, so that both the
+    /// bucket bits and the control byte's top bits depend on all of it).
+    fn spread(h: u32) -> u64 {
+        u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
     fn find(&self, key: &FlowKey) -> Option<usize> {
         let slots = &self.slots;
+        let h = Self::hash(key);
         self.by_key
-            .find(Self::hash(key), |&i| key_of(slots, i) == Some(key))
-            .map(|&i| i as usize)
+            .find(Self::spread(h), |&(i, stored)| {
+                stored == h && key_of(slots, i) == Some(key)
+            })
+            .map(|&(i, _)| i as usize)
     }
 
     fn slot(&mut self, idx: usize) -> &mut Attempt {
@@ -324,7 +336,10 @@ impl Tracker {
     pub fn take(&mut self, slot: u32, serial: u64) -> Option<Attempt> {
         self.get(slot, serial)?;
         let a = self.slots[slot as usize].take()?;
-        if let Ok(entry) = self.by_key.find_entry(Self::hash(&a.key), |&i| i == slot) {
+        if let Ok(entry) = self
+            .by_key
+            .find_entry(Self::spread(Self::hash(&a.key)), |&(i, _)| i == slot)
+        {
             entry.remove();
         }
         self.free.push(slot);
@@ -565,16 +580,17 @@ impl Tracker {
                 .push((idx as u32, self.next_serial - 1));
         }
         let slots = &self.slots;
-        let hash = Self::hash(&key);
-        match self.by_key.find_mut(hash, |&i| {
-            i as usize != idx && key_of(slots, i) == Some(&key)
+        let h = Self::hash(&key);
+        match self.by_key.find_mut(Self::spread(h), |&(i, stored)| {
+            stored == h && i as usize != idx && key_of(slots, i) == Some(&key)
         }) {
             // A new attempt on a known 4-tuple (port reuse) takes the key over.
-            Some(slot) => *slot = idx as u32,
+            Some(slot) => slot.0 = idx as u32,
             None => {
-                self.by_key.insert_unique(hash, idx as u32, |&i| {
-                    Self::hash(key_of(slots, i).expect("the table points at live slots"))
-                });
+                self.by_key
+                    .insert_unique(Self::spread(h), (idx as u32, h), |&(_, stored)| {
+                        Self::spread(stored)
+                    });
             }
         }
         Some(idx)
