@@ -207,13 +207,18 @@ impl Stream {
         let one_target = rest
             .first()
             .map(|a| a.key.target.ip())
-            .filter(|ip| rest.iter().all(|a| a.key.target.ip() == *ip))
-            .filter(|ip| self.targets.get(ip).is_none_or(|t| t.done.is_empty()));
+            .filter(|ip| rest.iter().all(|a| a.key.target.ip() == *ip));
         match one_target {
             Some(ip) => {
                 let t = self.targets.entry(ip).or_default();
                 t.in_flight = 0;
-                t.done = rest;
+                if t.done.is_empty() {
+                    t.done = rest;
+                } else {
+                    // Once, not doubling as they come: these can be most of 65,535.
+                    t.done.reserve_exact(rest.len());
+                    t.done.extend(rest);
+                }
             }
             None => {
                 for a in rest {

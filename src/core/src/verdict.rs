@@ -743,7 +743,13 @@ fn decide_from_trace(
         if let Some((state, responder, evidence)) = memo.get(&key) {
             v.state = *state;
             v.responder = *responder;
-            v.evidence.extend_from_slice(evidence);
+            if v.evidence.is_empty() {
+                // Exactly as long as it is (extending an empty vector would reserve four):
+                // a full-range scan holds 65,535 of them at once.
+                v.evidence = evidence.clone();
+            } else {
+                v.evidence.extend_from_slice(evidence);
+            }
         } else {
             judge_rst(v, probe_dscp, p, base);
             memo.insert(key, (v.state, v.responder, v.evidence.clone()));
