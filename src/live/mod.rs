@@ -143,7 +143,9 @@ fn discovers(opts: &ScanOptions, addrs: &[IpAddr]) -> bool {
 
 fn prober_threads(attempts: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.clamp(1, 4).min(attempts.div_ceil(1024).max(1))
+    cores
+        .clamp(1, prober::MAX_PROBERS)
+        .min(attempts.div_ceil(1024).max(1))
 }
 
 /// Starts the probers for `cfg`, each with every n-th (port, target) pair, its share of
@@ -164,6 +166,9 @@ fn spawn_probers(
     tx: &crossbeam_channel::Sender<Vec<ProbeEvent>>,
 ) -> Result<ProberHandles, ScanError> {
     let n = prober_threads(cfg.ports.len().saturating_mul(cfg.targets.len()));
+    if let Some(p) = &cfg.pace {
+        p.start_probers(n);
+    }
     let mut handles = Vec::with_capacity(n);
     for shard in 0..n {
         let mut part = cfg.clone();

@@ -11,7 +11,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -239,7 +239,14 @@ pub struct Pace {
     pub started: AtomicU64,
     pub judged: AtomicU64,
     pub limit: u64,
+    /// Fresh pairs each prober has taken (probers take every n-th pair, so equal counts
+    /// mean level), and how many probers run.
+    taken: [AtomicU64; MAX_PROBERS],
+    probers: AtomicUsize,
 }
+
+/// The most prober threads a scan runs (one per core, at most four).
+pub const MAX_PROBERS: usize = 4;
 
 impl Pace {
     pub fn new(limit: u64) -> Self {
@@ -247,12 +254,47 @@ impl Pace {
             started: AtomicU64::new(0),
             judged: AtomicU64::new(0),
             limit,
+            taken: Default::default(),
+            probers: AtomicUsize::new(1),
         }
+    }
+
+    /// A new set of `n` probers starts at the beginning of its own pairs.
+    pub fn start_probers(&self, n: usize) {
+        for t in &self.taken {
+            t.store(0, Ordering::Relaxed);
+        }
+        self.probers
+            .store(n.clamp(1, MAX_PROBERS), Ordering::Relaxed);
     }
 
     fn ahead(&self) -> bool {
         let started = self.started.load(Ordering::Relaxed);
         started.saturating_sub(self.judged.load(Ordering::Relaxed)) >= self.limit
+    }
+
+    /// Whether prober `shard` is held back: the correlator is behind and this prober is
+    /// not behind another. A target is judged (and its pairs credited) only once every
+    /// prober has started its pairs; a prober behind the others holds those targets back,
+    /// so it goes on at full speed until it is level — held at the same crawl as the rest,
+    /// it never caught up, and a /20 scan took 10–20 s instead of 3.
+    fn holds(&self, shard: usize) -> bool {
+        if !self.ahead() {
+            return false;
+        }
+        let n = self.probers.load(Ordering::Relaxed);
+        let mine = self.taken[shard.min(MAX_PROBERS - 1)].load(Ordering::Relaxed);
+        let furthest = self.taken[..n]
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        mine >= furthest
+    }
+
+    fn took(&self, shard: usize) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.taken[shard.min(MAX_PROBERS - 1)].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -375,14 +417,16 @@ fn run_inner(cfg: &ProbeConfig, out: &mut Outbox<'_>, stop: &AtomicBool) -> io::
                     // Ahead of the correlator: a few starts per turn, then a pause. Never a
                     // full stop: a target's last pairs may be this prober's to start, and no
                     // target would ever be judged while every prober waited.
-                    None if burst > PACED_BURST && cfg.pace.as_ref().is_some_and(|p| p.ahead()) => {
+                    None if burst > PACED_BURST
+                        && cfg.pace.as_ref().is_some_and(|p| p.holds(shard)) =>
+                    {
                         held = true;
                         break;
                     }
                     None => match fresh.next() {
                         Some(t) => {
                             if let Some(p) = &cfg.pace {
-                                p.started.fetch_add(1, Ordering::Relaxed);
+                                p.took(shard);
                             }
                             (t, 0, 0, None)
                         }
@@ -861,6 +905,40 @@ mod tests {
         assert_eq!(group_size(65_535), 1);
     }
     use super::*;
+
+    /// Regression: a prober behind the others is not held back with them. Held at the
+    /// same crawl while the leader's targets waited for its pairs, it never caught up
+    /// (a /20 × top-100 scan took 10–20 s instead of 3 in one run out of two).
+    #[test]
+    fn pace_holds_only_probers_that_are_not_behind() {
+        let pace = Pace::new(10);
+        pace.start_probers(2);
+        // Under the limit: nobody is held, whatever the positions.
+        for _ in 0..5 {
+            pace.took(0);
+        }
+        assert!(!pace.holds(0) && !pace.holds(1));
+        // At the limit, prober 0 ahead: it is held; prober 1 goes on until level.
+        for _ in 0..5 {
+            pace.took(0);
+        }
+        assert!(pace.holds(0));
+        assert!(!pace.holds(1));
+        for _ in 0..9 {
+            pace.took(1);
+            assert!(!pace.holds(1));
+        }
+        pace.took(1);
+        // Level and still ahead of the correlator: both crawl.
+        assert!(pace.holds(0) && pace.holds(1));
+        // Judging catches up: both go.
+        pace.judged.store(20, Ordering::Relaxed);
+        assert!(!pace.holds(0) && !pace.holds(1));
+        // A new set of probers starts level.
+        pace.start_probers(2);
+        pace.judged.store(0, Ordering::Relaxed);
+        assert!(pace.holds(0) && pace.holds(1));
+    }
 
     #[test]
     fn a_far_host_keeps_its_own_timeout_beside_a_near_one() {
