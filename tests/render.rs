@@ -246,11 +246,12 @@ fn not_observed() -> PortVerdict {
     };
     facts.probes.insert(
         "198.18.2.1:81".parse().unwrap(),
-        vec![ProbeRecord::new(
+        [ProbeRecord::new(
             "198.18.1.1:40081".parse().unwrap(),
             Timestamp(5),
             ConnectOutcome::Failed(libc::ECONNREFUSED),
-        )],
+        )]
+        .into(),
     );
     let v = judge_all(&[], Some(&facts)).remove(0);
     assert!(!v.observed);
@@ -549,11 +550,12 @@ fn empty_trace() {
     };
     facts.probes.insert(
         "198.18.2.1:82".parse().unwrap(),
-        vec![ProbeRecord::new(
+        [ProbeRecord::new(
             "198.18.1.1:40082".parse().unwrap(),
             Timestamp(5),
             ConnectOutcome::TimedOut,
-        )],
+        )]
+        .into(),
     );
     let v = judge_all(&[], Some(&facts)).remove(0);
     assert!(v.trace.is_empty());

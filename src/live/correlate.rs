@@ -25,7 +25,7 @@ use crate::finish::Run;
 use synack_core::decode::{Observation, Ping};
 use synack_core::exchange::{Attempt, Dir, MAX_ATTEMPTS, TracePacket, Tracker, TrackerStats};
 use synack_core::frame::Timestamp;
-use synack_core::verdict::{Baseline, ConnectOutcome, LiveFacts, ProbeRecord};
+use synack_core::verdict::{Baseline, ConnectOutcome, LiveFacts, Records};
 
 /// How long after a target's last port is decided the correlator waits for that port's
 /// packets to be read from the capture before judging it.
@@ -87,9 +87,9 @@ struct TargetState {
     ports_left: usize,
     /// Records of decided ports; only these are judged (an interrupted scan reports what
     /// it completed).
-    records: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
+    records: FxHashMap<SocketAddr, Records>,
     /// Records of ports still being tried.
-    pending: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
+    pending: FxHashMap<SocketAddr, Records>,
     /// Every attempt so far was answered (no late answer to wait for).
     all_answered: bool,
     /// Held for a calibration probe.

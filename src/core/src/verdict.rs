@@ -109,6 +109,10 @@ impl ConnectOutcome {
     }
 }
 
+/// A port's attempt records: almost always one, kept inline (a full-range scan holds
+/// 65,535 of them until its target is judged; a vector each cost a heap block per port).
+pub type Records = smallvec::SmallVec<[ProbeRecord; 1]>;
+
 /// What the live prober knows of one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeRecord {
@@ -190,7 +194,7 @@ impl HeldBack {
 
 /// Whether any port of `ip` among the prober's records shows ICMP rate limiting
 /// ([`HeldBack::shows_rate_limit`]).
-pub fn rate_limits_icmp(ip: IpAddr, probes: &FxHashMap<SocketAddr, Vec<ProbeRecord>>) -> bool {
+pub fn rate_limits_icmp(ip: IpAddr, probes: &FxHashMap<SocketAddr, Records>) -> bool {
     probes
         .iter()
         .any(|(t, r)| t.ip() == ip && HeldBack::of(r).shows_rate_limit())
@@ -200,7 +204,7 @@ pub fn rate_limits_icmp(ip: IpAddr, probes: &FxHashMap<SocketAddr, Vec<ProbeReco
 #[derive(Clone, Debug, Default)]
 pub struct LiveFacts {
     /// Every probed target port and its attempts, in the order they were made.
-    pub probes: FxHashMap<SocketAddr, Vec<ProbeRecord>>,
+    pub probes: FxHashMap<SocketAddr, Records>,
     /// False when no capture ran (no privileges): verdicts come from errno.
     pub captured: bool,
     /// Packets the kernel dropped before the capture read them.
@@ -363,7 +367,7 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         {
             continue;
         }
-        let probes = live.and_then(|l| l.probes.get(&port)).map(Vec::as_slice);
+        let probes = live.and_then(|l| l.probes.get(&port)).map(|r| r.as_slice());
         let base = baselines.get(&port.ip()).unwrap_or(&no_baseline);
         if memo_ip != Some(port.ip()) {
             memo.clear();

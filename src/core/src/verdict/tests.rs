@@ -273,7 +273,7 @@ fn a_later_answer_beats_an_earlier_silence() {
 
 fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFacts {
     let mut probes = rustc_hash::FxHashMap::default();
-    probes.insert(target.parse().unwrap(), records);
+    probes.insert(target.parse().unwrap(), records.into());
     LiveFacts {
         probes,
         captured,
@@ -873,11 +873,11 @@ fn held_back_facts(captured: bool) -> LiveFacts {
     };
     facts.probes.insert(
         SocketAddr::new(target, 1006),
-        vec![silent(41001), silent(41002), answered],
+        smallvec::smallvec![silent(41001), silent(41002), answered],
     );
     facts.probes.insert(
         SocketAddr::new(target, 1007),
-        vec![silent(41004), silent(41005)],
+        smallvec::smallvec![silent(41004), silent(41005)],
     );
     facts
 }
