@@ -161,23 +161,25 @@ pub fn replay_with(
         std::thread::scope(|s| {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(4);
             let (recycle, empties) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(6);
-            let decoder = s.spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                let decoded = decode_files(readers, filter, stop, |ts, obs| {
-                    batch.push((ts, obs));
-                    if batch.len() < BATCH {
-                        return true;
+            let decoder = std::thread::Builder::new()
+                .name("decode".into())
+                .spawn_scoped(s, move || {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let decoded = decode_files(readers, filter, stop, |ts, obs| {
+                        batch.push((ts, obs));
+                        if batch.len() < BATCH {
+                            return true;
+                        }
+                        let next = empties
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                        tx.send(std::mem::replace(&mut batch, next)).is_ok()
+                    });
+                    if !batch.is_empty() {
+                        let _ = tx.send(batch);
                     }
-                    let next = empties
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                    tx.send(std::mem::replace(&mut batch, next)).is_ok()
-                });
-                if !batch.is_empty() {
-                    let _ = tx.send(batch);
-                }
-                decoded
-            });
+                    decoded
+                })?;
             let mut interrupted = false;
             for mut batch in &rx {
                 if stop.load(Ordering::Relaxed) {
@@ -196,8 +198,8 @@ pub fn replay_with(
             drop(rx);
             let decoded = decoder.join().expect("the decoding thread does not panic");
             let interrupted = interrupted || decoded.interrupted;
-            (decoded, interrupted)
-        })
+            Ok::<_, io::Error>((decoded, interrupted))
+        })?
     };
     for w in decoded.warnings {
         run.warn(w);
