@@ -179,7 +179,7 @@ impl Correlator<'_, '_> {
 
     /// A host discovered: reported at once. A host down is done (its discovery packets
     /// are freed, its ports leave the progress total); a host up waits for its ports.
-    fn host(&mut self, h: super::discovery::HostFound) {
+    fn host(&mut self, h: super::prober::HostFound) {
         self.hosts_decided += 1;
         if h.up.is_some() {
             self.run.host(&crate::report::HostReport {

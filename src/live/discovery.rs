@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use rustc_hash::FxHashMap;
 
-use super::prober::{INITIAL_TIMEOUT, ProbeConfig, ProbeEvent, RttEstimator};
+use super::prober::{HostFound, INITIAL_TIMEOUT, ProbeConfig, ProbeEvent, RttEstimator};
 use super::{ProberHandles, join_probers, spawn_probers, sys};
 use crate::report::{HostAnswer, HostProbe, HostProof};
 
@@ -133,21 +133,6 @@ impl IcmpSockets {
             IpAddr::V6(_) => self.v6.as_ref(),
         }
     }
-}
-
-/// One host's discovery result, on its way to the correlator.
-#[derive(Clone, Debug)]
-pub struct HostFound {
-    pub ip: IpAddr,
-    /// None: down.
-    pub up: Option<HostProof>,
-    pub probes: Vec<HostProbe>,
-    /// The local addresses of discovery's connect() probes: their packets are discovery's
-    /// exchange, not the port scan's, and are kept out of the port verdicts.
-    pub flows: Vec<SocketAddr>,
-    /// Down, and the kernel's neighbour table shows it asked for the host's link-layer
-    /// address and got no reply (ARP/ND on a directly connected network).
-    pub no_neighbour: bool,
 }
 
 /// RFC 1071 Internet checksum.

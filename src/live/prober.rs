@@ -64,6 +64,21 @@ pub struct ProbeConfig {
     pub slow_retry_budget: Duration,
 }
 
+/// One host's discovery result (live/discovery.rs), on its way to the correlator.
+#[derive(Clone, Debug)]
+pub struct HostFound {
+    pub ip: IpAddr,
+    /// None: down.
+    pub up: Option<crate::report::HostProof>,
+    pub probes: Vec<crate::report::HostProbe>,
+    /// The local addresses of discovery's connect() probes: their packets are discovery's
+    /// exchange, not the port scan's, and are kept out of the port verdicts.
+    pub flows: Vec<SocketAddr>,
+    /// Down, and the kernel's neighbour table shows it asked for the host's link-layer
+    /// address and got no reply (ARP/ND on a directly connected network).
+    pub no_neighbour: bool,
+}
+
 #[derive(Clone, Debug)]
 pub enum ProbeEvent {
     /// An attempt ended; `port_done` when it was the port's last. (The attempt's packets
@@ -76,7 +91,7 @@ pub enum ProbeEvent {
     /// Something the user should hear once (a capped window).
     Notice(String),
     /// Host discovery's result for one target (before any of its ports).
-    Host(super::discovery::HostFound),
+    Host(HostFound),
     /// The last event: how long after now an answer to our last SYNs could still come
     /// (zero when every attempt was answered, else the timeout).
     Done { late_answers_until: Duration },

@@ -1,7 +1,7 @@
 //! A far host: a delaying relay in the router, for kernels without netem.
 //!
-//! [`Lab::delay_prefix`] makes the target answer for a prefix (an AnyIP `local` route on
-//! its loopback, as [`Lab::answer_for_prefix`] does) and sends the router's traffic
+//! [`Lab::delay_prefix`](crate::Lab::delay_prefix) makes the target answer for a prefix (an AnyIP `local` route on
+//! its loopback, as [`Lab::answer_for_prefix`](crate::Lab::answer_for_prefix) does) and sends the router's traffic
 //! towards that prefix through a TUN device of its own:
 //!
 //! ```text
@@ -38,7 +38,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::netns::{self, in_namespace, run_argv, write_sysctl};
-use super::topology::{Lab, TARGET_V4, TARGET_V6};
 
 /// Packets waiting in one relay at most; more are dropped (and counted).
 pub const MAX_QUEUED: usize = 8192;
@@ -109,9 +108,18 @@ fn far_prefix(prefix: &str) -> Option<FarPrefix> {
     }
 }
 
-impl Lab {
-    /// Makes every address of `prefix` a far host: the target answers for it (closed
-    /// ports with its stack's RST; open a port with [`Lab::listen`] on the far address,
+/// The lab's names and addresses a relay needs (kept apart from `Lab`, so that this
+/// file and topology.rs do not import each other).
+pub(crate) struct Names<'a> {
+    pub router: &'a str,
+    pub target: &'a str,
+    pub target_v4: IpAddr,
+    pub target_v6: IpAddr,
+}
+
+impl Relay {
+    /// Starts relay `n`: makes every address of `prefix` a far host: the target answers for it (closed
+    /// ports with its stack's RST; open a port with [`Lab::listen`](crate::Lab::listen) on the far address,
     /// which an IPv6 prefix allows by turning `net.ipv6.ip_nonlocal_bind` on in the
     /// target; the target's INPUT rules apply as to its own address), and every packet from the
     /// scanner to it waits `delay` in a relay in the router (module documentation).
@@ -119,7 +127,12 @@ impl Lab {
     /// `prefix`: inside 198.19.0.0/16, or inside 2001:db8::/32 apart from the lab's
     /// 2001:db8:1:: and 2001:db8:2:: links; `delay` at most [`MAX_DELAY`]. The relay
     /// stops, and its device disappears, when the lab drops.
-    pub fn delay_prefix(&mut self, prefix: &str, delay: Duration) -> io::Result<()> {
+    pub(crate) fn start(
+        lab: Names<'_>,
+        n: usize,
+        prefix: &str,
+        delay: Duration,
+    ) -> io::Result<Relay> {
         let Some(far) = far_prefix(prefix) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -135,32 +148,31 @@ impl Lab {
                 format!("delay {delay:?}: at most {MAX_DELAY:?}"),
             ));
         }
-        let n = self.relays.len();
         let dev = format!("dly{n}");
         let table = (TABLE_BASE + n).to_string();
         let (family, via): (&str, IpAddr) = if far.v6 {
-            ("-6", TARGET_V6.into())
+            ("-6", lab.target_v6)
         } else {
-            ("-4", TARGET_V4.into())
+            ("-4", lab.target_v4)
         };
         let via = via.to_string();
         netns::run(
-            &self.target,
+            lab.target,
             &["ip", family, "route", "add", "local", prefix, "dev", "lo"],
         )?;
         if far.v6 {
             // IPv4 lets a socket bind to an address of a `local` route; IPv6 asks for
             // non-local binds to be allowed first (for listeners on the far addresses).
-            in_namespace(&self.target, || {
+            in_namespace(lab.target, || {
                 write_sysctl("net.ipv6.ip_nonlocal_bind", "1")
             })??;
         }
         let tun = {
             let dev = dev.clone();
-            in_namespace(&self.router, move || open_tun(&dev))??
+            in_namespace(lab.router, move || open_tun(&dev))??
         };
         let ip = |args: &[&str]| {
-            let mut argv = vec!["ip", "-n", &self.router, family];
+            let mut argv = vec!["ip", "-n", lab.router, family];
             argv.extend_from_slice(args);
             run_argv(&argv).map(drop)
         };
@@ -174,22 +186,12 @@ impl Lab {
             let (stop, counters) = (Arc::clone(&stop), Arc::clone(&counters));
             move || relay(tun, delay, &stop, &counters)
         })?;
-        self.relays.push(Relay {
+        Ok(Relay {
             stop,
             counters,
             thread: Some(thread),
             prefix: prefix.to_owned(),
-        });
-        Ok(())
-    }
-
-    /// Packets the relays have delayed and passed on so far, and packets they dropped
-    /// (a full queue, a failed write): a test can check that its far traffic really took
-    /// the slow path.
-    pub fn delayed_packets(&self) -> (u64, u64) {
-        self.relays
-            .iter()
-            .fold((0, 0), |(r, d), x| (r + x.relayed(), d + x.dropped()))
+        })
     }
 }
 
@@ -285,7 +287,7 @@ fn relay(mut tun: File, delay: Duration, stop: &AtomicBool, counters: &Counters)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::root_or_skip;
+    use crate::{Lab, root_or_skip};
     use std::net::{SocketAddr, TcpStream};
 
     /// The time a connect() from the scanner to `addr` takes to be refused (a closed

@@ -357,3 +357,35 @@ fn wait_ready(ns: &str) -> io::Result<()> {
         thread::sleep(READY_POLL);
     }
 }
+
+impl Lab {
+    /// Makes every address of `prefix` a far host: the target answers for it (closed
+    /// ports with its stack's RST; open a port with [`Lab::listen`] on the far address,
+    /// which an IPv6 prefix allows by turning `net.ipv6.ip_nonlocal_bind` on in the
+    /// target; the target's INPUT rules apply as to its own address), and every packet
+    /// from the scanner to it waits `delay` in a relay in the router (src/lab/src/delay.rs).
+    ///
+    /// `prefix`: inside 198.19.0.0/16, or inside 2001:db8::/32 apart from the lab's
+    /// 2001:db8:1:: and 2001:db8:2:: links; `delay` at most [`MAX_DELAY`](super::delay::MAX_DELAY).
+    /// The relay stops, and its device disappears, when the lab drops.
+    pub fn delay_prefix(&mut self, prefix: &str, delay: Duration) -> io::Result<()> {
+        let names = super::delay::Names {
+            router: &self.router,
+            target: &self.target,
+            target_v4: TARGET_V4.into(),
+            target_v6: TARGET_V6.into(),
+        };
+        let relay = Relay::start(names, self.relays.len(), prefix, delay)?;
+        self.relays.push(relay);
+        Ok(())
+    }
+
+    /// Packets the relays have delayed and passed on so far, and packets they dropped
+    /// (a full queue, a failed write): a test can check that its far traffic really took
+    /// the slow path.
+    pub fn delayed_packets(&self) -> (u64, u64) {
+        self.relays
+            .iter()
+            .fold((0, 0), |(r, d), x| (r + x.relayed(), d + x.dropped()))
+    }
+}
