@@ -302,6 +302,59 @@ fn without_privileges_verdicts_come_from_errno() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Without a capture, the socket's error queue (IP_RECVERR) tells an ICMP answer from a
+/// RST, which connect()'s errno cannot: the target's REJECT with port-unreachable (84) is
+/// filtered by the host's firewall, not closed; host-prohibited (85) is named as such; the
+/// router's admin-prohibited and net-unreachable (88, 89) come from the router. RSTs stay
+/// closed, whoever sent them (81 the stack, 83 a tcp-reset rule: only a capture tells).
+#[test]
+fn without_privileges_icmp_answers_are_told_from_resets() {
+    if !lab::root_or_skip("without_privileges_icmp_answers_are_told_from_resets") {
+        return;
+    }
+    let lab = Lab::standard("unpricmp").expect("build lab");
+    let (dir, bin) = runnable_by_anyone("unpricmp");
+    let out = lab::command(&lab.scanner, "setpriv")
+        .args(AS_NOBODY)
+        .arg(&bin)
+        .args(["scan", "198.18.2.1", "-p", "81,83,84,85,88,89", "--json"])
+        .output()
+        .expect("setpriv");
+    let scan = parse(&out);
+    assert_eq!(scan.summary["captured"], false);
+    let get = |p: u16| {
+        let v = &scan.ports[&p];
+        (
+            v["state"].as_str().unwrap().to_string(),
+            v["reason"].as_str().unwrap().to_string(),
+            v["responder"].as_str().unwrap().to_string(),
+        )
+    };
+    let want = |s: &str, r: &str, who: &str| (s.to_string(), r.to_string(), who.to_string());
+    assert_eq!(get(81), want("closed", "conn-refused", "unknown"));
+    assert_eq!(get(83), want("closed", "conn-refused", "unknown"));
+    assert_eq!(get(84), want("filtered", "port-unreach", "target-firewall"));
+    assert_eq!(
+        get(85),
+        want("filtered", "host-prohibited", "target-firewall")
+    );
+    assert_eq!(get(88), want("filtered", "admin-prohibited", "middlebox"));
+    assert_eq!(get(89), want("filtered", "net-unreach", "middlebox"));
+    let evidence = scan.ports[&84]["evidence"].to_string();
+    assert!(
+        evidence.contains("ICMP port-unreach from 198.18.2.1, read from the socket's error queue"),
+        "{evidence}"
+    );
+    assert!(
+        scan.ports[&88]["evidence"]
+            .to_string()
+            .contains("from 198.18.1.254"),
+        "{}",
+        scan.ports[&88]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn full_range_on_loopback_has_no_false_open_port() {
     if !lab::root_or_skip("full_range_on_loopback_has_no_false_open_port") {

@@ -453,6 +453,28 @@ fn icmp(v: &PortVerdict, p: &TracePacket, kind: IcmpKind) -> String {
 fn not_observed(v: &PortVerdict) -> String {
     let port = v.target.port();
     let errno_only = "This verdict is connect()'s errno only: no captured packet shows the answer";
+    let reported = v.evidence.iter().find_map(|e| match e {
+        Evidence::IcmpReported { kind, from } => Some((*kind, *from)),
+        _ => None,
+    });
+    if let Some((kind, from)) = reported {
+        let who = if from == v.target.ip() {
+            format!(
+                "the target itself, {from}, whose TCP stack would have answered a SYN with a RST \
+                 (RFC 9293 §3.10.7.1): a firewall rule on the host (such as `{} -A INPUT -p tcp \
+                 --dport {port} -j REJECT`) sent it",
+                tables(v)
+            )
+        } else {
+            format!("{from}, not the target: a router or firewall on the way sent it")
+        };
+        return format!(
+            "connect() failed, and the socket's error queue (IP_RECVERR) held the reason: {kind} \
+             from {who}. Nothing was captured, so the packets are not shown, but the error queue \
+             tells an ICMP answer from a RST and names its sender, which connect()'s errno alone \
+             does not."
+        );
+    }
     match v.reason {
         Reason::SynAck => format!(
             "connect() succeeded, so something completed the handshake (RFC 9293 §3.5). {errno_only}, \
@@ -461,9 +483,10 @@ fn not_observed(v: &PortVerdict) -> String {
         ),
         Reason::ConnRefused => format!(
             "connect() failed with ECONNREFUSED, which Linux returns both for a RST (a closed \
-             port, RFC 9293 §3.10.7.1) and for an ICMP port-unreachable from a `-j REJECT` rule. \
-             {errno_only}, so synack cannot tell a closed port from a firewall, nor say who sent \
-             the answer."
+             port, RFC 9293 §3.10.7.1) and for an ICMP port-unreachable from a `-j REJECT` rule; \
+             the socket's error queue (IP_RECVERR) held no ICMP error, so a RST answered. \
+             {errno_only}, so synack cannot tell the target's stack from a `-j REJECT \
+             --reject-with tcp-reset` rule, nor say who sent the RST."
         ),
         Reason::NoResponse => format!(
             "connect() timed out: nothing answered before the kernel gave up on the SYNs \

@@ -435,6 +435,17 @@ pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
                     None => v.reason.name().into(),
                 }
             }
+            // Without a capture, the socket's error queue named the sender.
+            (State::Filtered, Reason::Icmp(_), _) => {
+                match v.evidence.iter().find_map(|e| match e {
+                    Evidence::IcmpReported { from, .. } => Some(*from),
+                    _ => None,
+                }) {
+                    Some(f) if f == ip => "rejected with ICMP by the host".into(),
+                    Some(f) => format!("rejected with ICMP by {f}").into(),
+                    None => v.reason.name().into(),
+                }
+            }
             (state, reason, _) => format!("{state} ({reason})").into(),
         };
         match groups.iter_mut().find(|(l, _)| *l == label) {

@@ -174,6 +174,17 @@ impl fmt::Display for EvidenceWords<'_> {
                 "{kind} from {from}, not the target (ttl {ttl}: {})",
                 OnTheWay(hops(ttl))
             ),
+            Evidence::IcmpReported { kind, from } => {
+                write!(
+                    f,
+                    "{kind} from {from}, read from the socket's error queue (IP_RECVERR; nothing was captured)"
+                )?;
+                if kind.name() == "port-unreach" {
+                    // ECONNREFUSED answers both.
+                    f.write_str(": a firewall's answer, not a RST, though connect() says \"connection refused\" to both")?;
+                }
+                Ok(())
+            }
             Evidence::NoAnswer { syns, span_ns } => write!(
                 f,
                 "{syns} SYN{} over {}, no answer",

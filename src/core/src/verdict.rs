@@ -577,6 +577,20 @@ fn judge_port(
             v.state = state;
             v.reason = reason;
             v.observed = false;
+            if let Some((kind, from)) = p.icmp.filter(|(k, _)| p.icmp_answered() && k.is_decisive())
+            {
+                // The socket's error queue named the ICMP error and who sent it: a REJECT's
+                // port-unreachable is told from a stack's RST without a capture (connect()
+                // says ECONNREFUSED to both), and a router's from the target's own.
+                v.state = State::Filtered;
+                v.reason = Reason::Icmp(kind);
+                v.responder = if from == target.ip() {
+                    Responder::TargetFirewall
+                } else {
+                    Responder::Middlebox
+                };
+                v.evidence.push(Evidence::IcmpReported { kind, from });
+            }
             if captured {
                 v.note = Some(match live.and_then(|l| l.attempts_limit_reached) {
                     Some(limit) => Note::AnswerNotKept { limit },

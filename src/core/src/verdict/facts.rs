@@ -201,6 +201,9 @@ pub enum Evidence {
         from: IpAddr,
         ttl: u8,
     },
+    /// An ICMP error the socket's error queue reported (IP_RECVERR), with its sender: what
+    /// connect() alone knows of an ICMP answer when nothing was captured.
+    IcmpReported { kind: IcmpKind, from: IpAddr },
     /// The SYNs sent, over how long, and nothing came back.
     NoAnswer { syns: u32, span_ns: u64 },
     /// connect() to the port from the same port met itself (the target's address and

@@ -888,8 +888,17 @@ fn an_answer_on_the_slow_retry_is_the_verdict_and_says_so() {
     let vs = judge_all(&[], Some(&facts));
     let v = &vs[0];
     assert_eq!(v.target.port(), 1006);
-    assert_eq!((v.state, v.reason), (State::Closed, Reason::ConnRefused));
+    // ECONNREFUSED with a port-unreachable in the error queue: the host's REJECT.
+    assert_eq!(
+        (v.state, v.reason, v.responder),
+        (
+            State::Filtered,
+            Reason::Icmp(icmp_port_unreach()),
+            Responder::TargetFirewall
+        )
+    );
     assert!(v.has(|e| *e == Evidence::AnsweredOnSlowRetry { unanswered: 2 }));
+    assert!(v.has(|e| matches!(e, Evidence::IcmpReported { from, .. } if *from == v.target.ip())));
     // The port never re-probed, on a target shown to rate-limit: "may be a REJECT".
     let w = &vs[1];
     assert_eq!((w.state, w.reason), (State::Filtered, Reason::NoResponse));
@@ -958,4 +967,48 @@ fn no_arp_reply_is_the_scanners_own_host_unreach() {
     let facts = live_facts("198.18.1.77:22", vec![routed], true);
     let v = judge_all(&[], Some(&facts)).remove(0);
     assert!(!v.has(|e| matches!(e, Evidence::NoNeighbourReply { .. })));
+}
+
+/// Without a capture: ECONNREFUSED alone is a RST (closed); with an ICMP error in the
+/// socket's error queue it is that error, from the target (its firewall) or a router.
+#[test]
+fn the_error_queue_tells_icmp_from_a_reset_without_a_capture() {
+    let target: SocketAddr = "198.18.2.1:84".parse().unwrap();
+    let judge = |icmp: Option<(IcmpKind, IpAddr)>| {
+        let mut r = ProbeRecord::new(
+            "198.18.1.1:41000".parse().unwrap(),
+            Timestamp(0),
+            ConnectOutcome::Failed(libc::ECONNREFUSED),
+        );
+        r.icmp = icmp;
+        let mut facts = LiveFacts {
+            captured: false,
+            ..Default::default()
+        };
+        facts.probes.insert(target, smallvec::smallvec![r]);
+        judge_all(&[], Some(&facts)).remove(0)
+    };
+    let rst = judge(None);
+    assert_eq!(
+        (rst.state, rst.reason),
+        (State::Closed, Reason::ConnRefused)
+    );
+    assert!(!rst.observed);
+    let host = judge(Some((icmp_port_unreach(), target.ip())));
+    assert_eq!(
+        (host.state, host.reason, host.responder),
+        (
+            State::Filtered,
+            Reason::Icmp(icmp_port_unreach()),
+            Responder::TargetFirewall
+        )
+    );
+    let router: IpAddr = "198.18.1.254".parse().unwrap();
+    let path = judge(Some((icmp_port_unreach(), router)));
+    assert_eq!(path.responder, Responder::Middlebox);
+    assert!(path.has(|e| *e
+        == Evidence::IcmpReported {
+            kind: icmp_port_unreach(),
+            from: router
+        }));
 }
