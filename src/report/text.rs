@@ -293,26 +293,36 @@ fn write_target(
     for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
         writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
     }
+    // The REASON column is as wide as this target's longest reason shown (16 at least:
+    // "ack-implies-syn-ack" and "source-route-failed" are longer), as nmap sizes its own.
+    let shown = || {
+        verdicts
+            .iter()
+            .filter(|v| !hidden.contains(&(v.state, v.reason.name())))
+    };
+    let reason_width = shown().map(|v| v.reason.name().len()).fold(16, usize::max);
     writeln!(
         out,
-        "{:<9} {:<8} {:<16} {:<15} TRACE",
+        "{:<9} {:<8} {:<reason_width$} {:<15} TRACE",
         "PORT", "STATE", "REASON", "RESPONDER"
     )?;
-    for v in verdicts {
-        if hidden.contains(&(v.state, v.reason.name())) {
-            continue;
-        }
-        write_row(out, v, opts)?;
+    for v in shown() {
+        write_row(out, v, opts, reason_width)?;
     }
     writeln!(out, "{}", target_summary(ip, verdicts))?;
     writeln!(out)
 }
 
 /// One port: its row, evidence, note, and the teaching views asked for.
-fn write_row(out: &mut dyn Write, v: &PortVerdict, opts: &TextOptions) -> io::Result<()> {
+fn write_row(
+    out: &mut dyn Write,
+    v: &PortVerdict,
+    opts: &TextOptions,
+    reason_width: usize,
+) -> io::Result<()> {
     writeln!(
         out,
-        "{:<9} {} {:<16} {:<15} {}",
+        "{:<9} {} {:<reason_width$} {:<15} {}",
         format!("{}/tcp", v.target.port()),
         paint(v.state, opts.color),
         v.reason.name(),
