@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Records the capture fixtures in capture-fixtures/ from a throw-away namespace lab, then
 # writes each fixture's expected replay output (NAME.expected.jsonl, NAME.expected.txt,
-# NAME.expected.ladder.txt with --ladder --explain).
+# NAME.expected.ladder.txt with --ladder --explain, NAME.expected.connections.txt with
+# --connections: one row per connection attempt).
 #
 #   capture-fixtures/make.sh                  build, record every fixture, write expectations
 #   capture-fixtures/make.sh --no-build       use target/release/synack as it is
@@ -62,7 +63,9 @@ write_expected() {
         timeout 60 "$BIN" replay "$name" --json >"$name.expected.jsonl.tmp"
         timeout 60 "$BIN" replay "$name" --ascii >"$name.expected.txt.tmp"
         timeout 60 "$BIN" replay "$name" --ladder --explain >"$name.expected.ladder.txt.tmp"
+        timeout 60 "$BIN" replay "$name" --connections --ascii >"$name.expected.connections.txt.tmp"
         mv "$name.expected.jsonl.tmp" "$name.expected.jsonl"
+        mv "$name.expected.connections.txt.tmp" "$name.expected.connections.txt"
         mv "$name.expected.txt.tmp" "$name.expected.txt"
         mv "$name.expected.ladder.txt.tmp" "$name.expected.ladder.txt"
     )

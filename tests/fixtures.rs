@@ -20,8 +20,8 @@ use synack_core::testpkt::{TcpSpec, tcp_v4};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
 
-/// Capture files are found by these extensions; each needs NAME.expected.jsonl and
-/// NAME.expected.txt beside it.
+/// Capture files are found by these extensions; each needs NAME.expected.jsonl,
+/// NAME.expected.txt, NAME.expected.ladder.txt and NAME.expected.connections.txt beside it.
 const CAPTURE_EXTENSIONS: [&str; 2] = ["pcap", "pcapng"];
 
 /// The fixture the damaged-input tests start from: Ethernet, little-endian microsecond
@@ -233,6 +233,24 @@ fn check_fixture(name: &str) -> Vec<String> {
         }
         Err(e) => problems.push(e),
     }
+
+    // The connection view (Zeek's conn.log): one row per attempt.
+    let out = replay_in(&dir, &[name, "--connections", "--ascii"]);
+    if !out.status.success() {
+        problems.push(format!(
+            "--connections exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        return problems;
+    }
+    match read_expected(name, ".expected.connections.txt") {
+        Ok(expected) => {
+            let actual = String::from_utf8_lossy(&out.stdout);
+            problems.extend(text_difference(&expected, &actual));
+        }
+        Err(e) => problems.push(e),
+    }
     problems
 }
 
@@ -264,7 +282,12 @@ fn every_expected_file_belongs_to_a_capture() {
     let names: BTreeSet<String> = captures().into_iter().collect();
     for entry in fs::read_dir(fixtures_dir()).unwrap() {
         let file = entry.unwrap().file_name().to_string_lossy().into_owned();
-        for suffix in [".expected.jsonl", ".expected.txt", ".expected.ladder.txt"] {
+        for suffix in [
+            ".expected.jsonl",
+            ".expected.txt",
+            ".expected.ladder.txt",
+            ".expected.connections.txt",
+        ] {
             if let Some(capture) = file.strip_suffix(suffix) {
                 assert!(
                     names.contains(capture),

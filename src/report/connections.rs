@@ -71,9 +71,12 @@ fn epoch(ts: Timestamp) -> String {
 }
 
 /// The table's header line.
+/// (REASON is 19 wide: rows are written target by target under one header, so the
+/// column cannot follow each target's longest reason as the port table's does;
+/// "ack-implies-syn-ack" and "source-route-failed" fit.)
 pub fn header() -> String {
     format!(
-        "{:<17} {:<15} {:>5}  {:<15} {:>5}  {:<8} {:<16} {:<15} {:>4}  HISTORY",
+        "{:<17} {:<15} {:>5}  {:<15} {:>5}  {:<8} {:<19} {:<15} {:>4}  HISTORY",
         "START", "CLIENT", "SPORT", "TARGET", "PORT", "STATE", "REASON", "RESPONDER", "SYNS"
     )
 }
@@ -84,7 +87,7 @@ pub fn row(c: &ConnectionVerdict) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{:<17} {:<15} {:>5}  {:<15} {:>5}  {:<8} {:<16} {:<15} {:>4}  {}",
+        "{:<17} {:<15} {:>5}  {:<15} {:>5}  {:<8} {:<19} {:<15} {:>4}  {}",
         epoch(v.started),
         c.client.ip(),
         c.client.port(),
