@@ -350,9 +350,25 @@ impl live::ScanHooks for CliHooks {
             let done = p.ports_done.min(p.ports_total);
             let rate = done as f64 / p.elapsed.as_secs_f64().max(0.001);
             let left = (p.ports_total - done) as f64 / rate.max(1.0);
+            // While hosts are being discovered, how far that is (the port total shrinks
+            // as hosts turn out down).
+            let hosts = if p.hosts_decided < p.hosts_total {
+                format!(
+                    "discovery: {}/{} hosts decided ({} down) · ",
+                    p.hosts_decided, p.hosts_total, p.hosts_down
+                )
+            } else {
+                String::new()
+            };
+            // No rate before the first port is done (discovery comes first).
+            let pace = if done == 0 {
+                format!(" · {:.0}s", p.elapsed.as_secs_f64())
+            } else {
+                format!(" · {rate:.0} ports/s · ~{left:.0}s left")
+            };
             eprint!(
-                "\r\x1b[K{}/{} ports · {} open · {:.0} ports/s · ~{:.0}s left",
-                done, p.ports_total, p.open, rate, left
+                "\r\x1b[K{hosts}{}/{} ports · {} open{pace}",
+                done, p.ports_total, p.open
             );
         }
     }

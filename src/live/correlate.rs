@@ -181,6 +181,10 @@ impl Correlator<'_, '_> {
     /// are freed, its ports leave the progress total); a host up waits for its ports.
     fn host(&mut self, h: super::prober::HostFound) {
         self.hosts_decided += 1;
+        self.progress.hosts_decided += 1;
+        if h.up.is_none() {
+            self.progress.hosts_down += 1;
+        }
         if h.up.is_some() {
             self.run.host(&crate::report::HostReport {
                 ip: h.ip,
@@ -352,6 +356,11 @@ pub(super) fn correlate(
         late_grace: opts.grace,
         progress: Progress {
             ports_total: addrs.len() * opts.probe.ports.len(),
+            hosts_total: if super::discovers(opts, addrs) {
+                addrs.len()
+            } else {
+                0
+            },
             ..Progress::default()
         },
         pace: pace.clone(),

@@ -111,6 +111,10 @@ pub struct Progress {
     pub ports_total: usize,
     pub open: usize,
     pub elapsed: Duration,
+    /// Host discovery: hosts to discover (0 without discovery), decided so far, down.
+    pub hosts_total: usize,
+    pub hosts_decided: usize,
+    pub hosts_down: usize,
 }
 
 /// What a running scan tells its caller; both default to doing nothing.
