@@ -207,7 +207,8 @@ impl Correlator<'_, '_> {
                 name: None,
                 up: h.up,
                 probes: &h.probes,
-                discovery: Some(&discovery),
+                // Nothing to draw without a capture.
+                discovery: self.captured.then_some(&discovery),
                 no_neighbour: h.no_neighbour,
             });
             self.progress.ports_total = self
@@ -282,12 +283,14 @@ impl Correlator<'_, '_> {
         // Its discovery exchange: the connect() probes' attempts and the ICMP messages.
         let pings = self.pings.remove(&ip).unwrap_or_default();
         let discovery = (!st.discovery_flows.is_empty() || !pings.is_empty()).then(|| {
+            // (Discovery's attempts are kept out of the port verdicts either way.)
             let (probes, ports): (Vec<Attempt>, Vec<Attempt>) = attempts
                 .drain(..)
                 .partition(|a| st.discovery_flows.contains(&a.key.scanner));
             attempts = ports;
             crate::report::Discovery::new(probes, pings)
         });
+        let discovery = discovery.filter(|_| self.captured);
         if !st.credited {
             let judged = st.records.len().min(self.ports_per_target) as u64;
             self.pace
