@@ -170,6 +170,68 @@ fn rejected_ports_end_up_rejected_or_say_they_may_be(family: Family, tag: &str) 
     );
 }
 
+/// The capture of a rate-limited scan, replayed, says what the scan said: every REJECT-ed
+/// port port-unreach from the target's firewall or silent with the "may be a REJECT"
+/// note (the replay sees the rate limit in the packets: a port unanswered, then answered
+/// with an ICMP error), port by port as live.
+#[test]
+fn a_replay_of_a_rate_limited_scan_says_the_same() {
+    if !lab::root_or_skip("a_replay_of_a_rate_limited_scan_says_the_same") {
+        return;
+    }
+    let lab = rate_limiting_lab("rlreplay");
+    let dir = std::env::temp_dir().join(format!("synack-rl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("rl.pcap");
+    let target = Family::V4.target().to_string();
+    let ports = format!("{}-{}", REJECTED.0, REJECTED.1);
+    let live = scan(
+        &lab,
+        &[
+            &target,
+            "-p",
+            &ports,
+            "--slow-retry-time",
+            BUDGET,
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    );
+    let out = std::process::Command::new(BIN)
+        .args(["replay", pcap.to_str().unwrap(), "--json"])
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut replayed = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "port" {
+            replayed.insert(v["port"].as_u64().unwrap() as u16, v);
+        }
+    }
+    assert_eq!(replayed.len(), live.ports.len());
+    let mut noted = 0;
+    for (port, lv) in &live.ports {
+        let rv = &replayed[port];
+        for field in ["state", "reason", "responder", "note"] {
+            assert_eq!(
+                lv[field], rv[field],
+                "port {port} {field}: live {lv}\nreplay {rv}"
+            );
+        }
+        noted += usize::from(!rv["note"].is_null());
+    }
+    assert!(
+        noted > 0,
+        "some ports stayed silent and say they may be REJECTs"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn rate_limited_rejects_v4() {
     if !lab::root_or_skip("rate_limited_rejects_v4") {

@@ -23,7 +23,7 @@ mod facts;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::decode::IcmpKind;
 use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
@@ -306,7 +306,12 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
     // and comparing SocketAddrs through indices cost a quarter of a replay.
     let mut order: Vec<u32> = Vec::with_capacity(attempts.len());
     let mut keyed: Vec<(u64, u32)> = Vec::new();
-    for (_, idx) in &ips {
+    // A capture's targets that show ICMP rate limiting in their packets: some port went
+    // unanswered, then answered a later attempt with an ICMP error (what the live scan's
+    // slow re-probe leaves in its capture, and nmap's retries too). Silent ports of theirs
+    // get the same "may be a REJECT" note as in the live scan that made the capture.
+    let mut limiting: FxHashSet<IpAddr> = FxHashSet::default();
+    for (ip, idx) in &ips {
         keyed.clear();
         keyed.extend(idx.iter().map(|&i| {
             let a = &attempts[i as usize];
@@ -318,6 +323,9 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         // keep their index order.
         keyed.sort_unstable();
         order.extend(keyed.iter().map(|&(_, i)| i));
+        if live.is_none() && shows_rate_limit_in_packets(&keyed, &attempts) {
+            limiting.insert(*ip);
+        }
     }
     // In a live scan every probed port gets a verdict, and only those.
     let mut probed: Vec<SocketAddr> = live
@@ -372,7 +380,10 @@ pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<Port
         if memo_ip != Some(port.ip()) {
             memo.clear();
             memo_ip = Some(port.ip());
-            rate_limited = live.is_some_and(|l| rate_limits_icmp(port.ip(), &l.probes));
+            rate_limited = match live {
+                Some(l) => rate_limits_icmp(port.ip(), &l.probes),
+                None => limiting.contains(&port.ip()),
+            };
         }
         let ctx = PortContext {
             base,
@@ -443,6 +454,22 @@ fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
         .filter(|w| key(&w[0]) != key(&w[1]))
         .count()
         + usize::from(!order.is_empty())
+}
+
+/// Whether one target's attempts (`keyed`: by port, then in the order made) show ICMP
+/// rate limiting: a port with an unanswered attempt followed by one a decisive ICMP
+/// error answered. Ports with a single attempt cannot show it and cost one comparison.
+fn shows_rate_limit_in_packets(keyed: &[(u64, u32)], attempts: &[Attempt]) -> bool {
+    let port_of = |k: u64| k >> 48;
+    let icmp_answered = |a: &Attempt| {
+        a.packets
+            .iter()
+            .any(|p| p.dir == Dir::In && matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive()))
+    };
+    keyed.windows(2).any(|w| {
+        let (earlier, later) = (&attempts[w[0].1 as usize], &attempts[w[1].1 as usize]);
+        port_of(w[0].0) == port_of(w[1].0) && !earlier.answered && icmp_answered(later)
+    })
 }
 
 /// A RST's judgement depends only on its TTL, DSCP and flow label, the probe's DSCP and

@@ -271,6 +271,34 @@ fn a_later_answer_beats_an_earlier_silence() {
     assert_eq!(v.trace.len(), 3);
 }
 
+/// A capture that shows ICMP rate limiting (a port silent at first, then answered with a
+/// port-unreachable) gives its silent ports the "may be a REJECT" note, as the live scan
+/// did; a capture of DROPs alone (retried, never answered) makes no such claim.
+#[test]
+fn a_capture_shows_rate_limiting_and_silent_ports_say_they_may_be_rejects() {
+    let mut lab = Lab::new();
+    lab.syn(0, 41000, 1000, AF11);
+    lab.icmp(1, TARGET, 41000, 1000, 3);
+    lab.syn(2, 41001, 1001, AF11);
+    lab.syn(3, 41002, 1002, AF11);
+    lab.syn(1500, 41003, 1001, AF11);
+    lab.icmp(1501, TARGET, 41003, 1001, 3);
+    let vs = lab.verdicts();
+    assert_eq!(port(&vs, 1001).reason, Reason::Icmp(icmp_port_unreach()));
+    let silent = port(&vs, 1002);
+    assert_eq!(silent.reason, Reason::NoResponse);
+    assert_eq!(silent.note, Some(Note::MaybeSuppressedReject));
+
+    let mut drops = Lab::new();
+    drops.syn(0, 41000, 1000, AF11);
+    drops.icmp(1, TARGET, 41000, 1000, 3);
+    drops.syn(2, 41001, 1001, AF11);
+    drops.syn(1500, 41003, 1001, AF11);
+    let vs = drops.verdicts();
+    assert_eq!(port(&vs, 1001).reason, Reason::NoResponse);
+    assert_eq!(port(&vs, 1001).note, None);
+}
+
 fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFacts {
     let mut probes = rustc_hash::FxHashMap::default();
     probes.insert(target.parse().unwrap(), records.into());
