@@ -470,7 +470,7 @@ fn not_observed(v: &PortVerdict) -> String {
         };
         return format!(
             "connect() failed, and the socket's error queue (IP_RECVERR) held the reason: {kind} \
-             from {who}. Nothing was captured, so the packets are not shown, but the error queue \
+             from {who}. No captured packet shows it, but the error queue \
              tells an ICMP answer from a RST and names its sender, which connect()'s errno alone \
              does not."
         );

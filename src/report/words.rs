@@ -177,9 +177,9 @@ impl fmt::Display for EvidenceWords<'_> {
             Evidence::IcmpReported { kind, from } => {
                 write!(
                     f,
-                    "{kind} from {from}, read from the socket's error queue (IP_RECVERR; nothing was captured)"
+                    "{kind} from {from}, read from the socket's error queue (IP_RECVERR), not from a captured packet"
                 )?;
-                if kind.name() == "port-unreach" {
+                if kind.is_port_unreach() {
                     // ECONNREFUSED answers both.
                     f.write_str(": a firewall's answer, not a RST, though connect() says \"connection refused\" to both")?;
                 }

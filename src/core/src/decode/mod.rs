@@ -232,6 +232,15 @@ impl IcmpKind {
         }
     }
 
+    /// A port-unreachable (ICMP 3/3, ICMPv6 1/4): what `-j REJECT` sends by default, and
+    /// what connect() reports as ECONNREFUSED, as it does a RST.
+    pub fn is_port_unreach(self) -> bool {
+        matches!(
+            (self.v6, self.icmp_type, self.code),
+            (false, 3, 3) | (true, 1, 4)
+        )
+    }
+
     /// Whether this error ends a connection attempt. RFC 9293 §3.9.2.2 (after RFC 1122
     /// §4.2.3.9) calls most unreachables "soft" errors a TCP should not abort on, but Linux
     /// does abort a SYN_SENT connection on them, and a firewall sending one means "no":
@@ -610,7 +619,7 @@ fn decode_ip(bytes: &[u8]) -> Result<IpContent<'_>, Skip> {
         IpNumber::TCP => tcp(ip_meta(&ip), payload, declared_payload_len(&ip)).map(IpContent::Done),
         IpNumber::ICMP => {
             let icmp = etherparse::Icmpv4Slice::from_slice(data).map_err(|_| Skip::Truncated)?;
-            icmp_error(
+            icmp_message(
                 ip_meta(&ip),
                 false,
                 icmp.type_u8(),
@@ -622,7 +631,7 @@ fn decode_ip(bytes: &[u8]) -> Result<IpContent<'_>, Skip> {
         }
         IpNumber::IPV6_ICMP => {
             let icmp = etherparse::Icmpv6Slice::from_slice(data).map_err(|_| Skip::Truncated)?;
-            icmp_error(
+            icmp_message(
                 ip_meta(&ip),
                 true,
                 icmp.type_u8(),
@@ -764,7 +773,9 @@ fn tcp_opts(mut options: &[u8]) -> TcpOpts {
     out
 }
 
-fn icmp_error(
+/// An ICMP message: an error about a TCP segment, or an echo or timestamp message
+/// (`raw`: the whole ICMP message; `quote`: what follows its 8-byte header).
+fn icmp_message(
     ip: IpMeta,
     v6: bool,
     icmp_type: u8,
