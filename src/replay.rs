@@ -150,13 +150,13 @@ pub fn replay_with(
     // decoded here, frame by frame, so that what a pipe brings is matched at once (a batch
     // would wait for more frames that may take minutes to come).
     let piped = readers.iter().any(|r| r.name() == "-");
-    let (decoded, interrupted) = if piped {
+    // (Whether this thread saw Ctrl-C first: the decoder may not have.)
+    let (decoded, stopped_here) = if piped {
         let decoded = decode_files(readers, filter, stop, |ts, obs| {
             emit(&mut run, stream.observe(ts, &obs));
             !run.failed()
         });
-        let interrupted = decoded.interrupted;
-        (decoded, interrupted)
+        (decoded, false)
     } else {
         std::thread::scope(|s| {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(4);
@@ -180,10 +180,10 @@ pub fn replay_with(
                     }
                     decoded
                 })?;
-            let mut interrupted = false;
+            let mut stopped_here = false;
             for mut batch in &rx {
                 if stop.load(Ordering::Relaxed) {
-                    interrupted = true;
+                    stopped_here = true;
                     break;
                 }
                 for (ts, obs) in batch.drain(..) {
@@ -197,10 +197,10 @@ pub fn replay_with(
             // The decoder ends at its next send once the receiver is gone.
             drop(rx);
             let decoded = decoder.join().expect("the decoding thread does not panic");
-            let interrupted = interrupted || decoded.interrupted;
-            Ok::<_, io::Error>((decoded, interrupted))
+            Ok::<_, io::Error>((decoded, stopped_here))
         })?
     };
+    let interrupted = stopped_here || decoded.interrupted;
     for w in decoded.warnings {
         run.warn(w);
     }

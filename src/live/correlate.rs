@@ -123,8 +123,6 @@ struct Correlator<'r, 's> {
     /// (`pings`) for the host's ladder.
     discovering: bool,
     pings: FxHashMap<IpAddr, Vec<TracePacket>>,
-    /// Hosts discovery decided (up or down).
-    hosts_decided: usize,
 }
 
 /// A host's discovery sends at most 2 rounds of echo and timestamp requests; more
@@ -180,41 +178,32 @@ impl Correlator<'_, '_> {
     /// A host discovered: reported at once. A host down is done (its discovery packets
     /// are freed, its ports leave the progress total); a host up waits for its ports.
     fn host(&mut self, h: super::prober::HostFound) {
-        self.hosts_decided += 1;
         self.progress.hosts_decided += 1;
-        if h.up.is_none() {
+        // Down: every packet of its discovery is in (it waited two timeouts), and it is
+        // done. Up: its discovery is shown with its ports (`judge`).
+        let discovery = h.up.is_none().then(|| {
             self.progress.hosts_down += 1;
-        }
-        if h.up.is_some() {
-            self.run.host(&crate::report::HostReport {
-                ip: h.ip,
-                name: None,
-                up: h.up,
-                probes: &h.probes,
-                discovery: None,
-                no_neighbour: h.no_neighbour,
-            });
-            self.state(h.ip).discovery_flows = h.flows;
-        } else {
-            // Down: every packet of its discovery is in (it waited two timeouts).
             self.scope.remove(&h.ip);
-            let discovery = crate::report::Discovery::new(
-                self.tracker.take_target(h.ip),
-                self.pings.remove(&h.ip).unwrap_or_default(),
-            );
-            self.run.host(&crate::report::HostReport {
-                ip: h.ip,
-                name: None,
-                up: h.up,
-                probes: &h.probes,
-                // Nothing to draw without a capture.
-                discovery: self.captured.then_some(&discovery),
-                no_neighbour: h.no_neighbour,
-            });
             self.progress.ports_total = self
                 .progress
                 .ports_total
                 .saturating_sub(self.ports_per_target);
+            crate::report::Discovery::new(
+                self.tracker.take_target(h.ip),
+                self.pings.remove(&h.ip).unwrap_or_default(),
+            )
+        });
+        self.run.host(&crate::report::HostReport {
+            ip: h.ip,
+            name: None,
+            up: h.up,
+            probes: &h.probes,
+            // Nothing to draw without a capture.
+            discovery: discovery.as_ref().filter(|_| self.captured),
+            no_neighbour: h.no_neighbour,
+        });
+        if h.up.is_some() {
+            self.state(h.ip).discovery_flows = h.flows;
         }
     }
 
@@ -342,6 +331,7 @@ pub(super) fn correlate(
     } = *running;
     let (mut prober, ev_rx) = probers;
     let mut ev_rx = Some(ev_rx);
+    let discovering = super::discovers(opts, addrs);
     let mut c = Correlator {
         run,
         tracker: Tracker::with_capacity(super::prober::in_flight_hint(
@@ -359,17 +349,12 @@ pub(super) fn correlate(
         late_grace: opts.grace,
         progress: Progress {
             ports_total: addrs.len() * opts.probe.ports.len(),
-            hosts_total: if super::discovers(opts, addrs) {
-                addrs.len()
-            } else {
-                0
-            },
+            hosts_total: if discovering { addrs.len() } else { 0 },
             ..Progress::default()
         },
         pace: pace.clone(),
-        discovering: super::discovers(opts, addrs),
+        discovering,
         pings: FxHashMap::default(),
-        hosts_decided: 0,
     };
     let cal_port = if captured {
         calibration_port(&opts.probe)
@@ -479,11 +464,16 @@ pub(super) fn correlate(
     // calibration could not run): judged with what they completed.
     c.held.clear();
     c.flush();
-    if c.discovering && c.hosts_decided < addrs.len() {
+    let Progress {
+        hosts_total,
+        hosts_decided,
+        ..
+    } = c.progress;
+    if hosts_decided < hosts_total {
         // Only Ctrl-C ends discovery early: the rest were neither up nor down.
         c.run.warn(crate::report::words::discovery_interrupted(
-            addrs.len() - c.hosts_decided,
-            addrs.len(),
+            hosts_total - hosts_decided,
+            hosts_total,
         ));
     }
     Ok(c.tracker.stats())

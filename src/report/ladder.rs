@@ -484,19 +484,12 @@ pub fn host_ladder(
     ports: &[(u16, u16)],
     opts: &LadderOptions,
 ) -> String {
-    let answered = packets.iter().any(|p| p.dir == Dir::In);
+    // The packets in a verdict's frame, to draw them as a port's are; the drawing reads
+    // only the packets (and the host's own closing line replaces a port's).
     let v = PortVerdict {
         target: SocketAddr::new(ip, 0),
-        state: if answered {
-            synack_core::verdict::State::Open
-        } else {
-            synack_core::verdict::State::Filtered
-        },
-        reason: if answered {
-            Reason::SynAck
-        } else {
-            Reason::NoResponse
-        },
+        state: synack_core::verdict::State::Filtered,
+        reason: Reason::NoResponse,
         responder: Responder::Unknown,
         evidence: Vec::new(),
         started: packets.first().map(|p| p.ts).unwrap_or_default(),

@@ -422,25 +422,24 @@ pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
             // What the packets show, not a cause they cannot show (a DROP rule, a host that is
             // down, a full accept queue all look alike).
             (_, Reason::NoResponse, _) => "unanswered".into(),
-            (State::Filtered, _, _) if v.observed && !v.trace.is_empty() => {
-                let from = v
+            // The ICMP error's sender: from the capture, or (nothing captured) from the
+            // socket's error queue.
+            (State::Filtered, reason, _)
+                if (v.observed && !v.trace.is_empty()) || matches!(reason, Reason::Icmp(_)) =>
+            {
+                let captured = v
                     .trace
                     .iter()
                     .rev()
                     .find(|p| matches!(p.kind, PacketKind::Icmp(_)))
                     .map(|p| p.from);
-                match from {
-                    Some(f) if f == ip => "rejected with ICMP by the host".into(),
-                    Some(f) => format!("rejected with ICMP by {f}").into(),
-                    None => v.reason.name().into(),
-                }
-            }
-            // Without a capture, the socket's error queue named the sender.
-            (State::Filtered, Reason::Icmp(_), _) => {
-                match v.evidence.iter().find_map(|e| match e {
-                    Evidence::IcmpReported { from, .. } => Some(*from),
-                    _ => None,
-                }) {
+                let reported = || {
+                    v.evidence.iter().find_map(|e| match e {
+                        Evidence::IcmpReported { from, .. } => Some(*from),
+                        _ => None,
+                    })
+                };
+                match captured.or_else(reported) {
                     Some(f) if f == ip => "rejected with ICMP by the host".into(),
                     Some(f) => format!("rejected with ICMP by {f}").into(),
                     None => v.reason.name().into(),
