@@ -5,21 +5,12 @@
 //! Needs root; under CI=true a missing root is a failure.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
 use synack_lab::{self as lab, Lab};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
-
-/// setpriv arguments that run a program as nobody, without any capability.
-const AS_NOBODY: [&str; 4] = [
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-];
 
 const LIVE: &str = "198.19.0.0/29";
 const DEAD: &str = "198.19.128.0/29";
@@ -191,12 +182,7 @@ fn unprivileged_discovery_uses_connect() {
         return;
     }
     let lab = lab_with_dead_hosts("discnobody");
-    let dir = std::env::temp_dir().join(format!("synack-disc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("synack");
-    std::fs::copy(BIN, &bin).unwrap();
-    set_mode(&dir, 0o755);
-    set_mode(&bin, 0o755);
+    let (dir, bin) = lab::runnable_by_anyone(BIN, "disc").expect("a copy of synack");
     // Ping sockets for nobody's group only if the namespace allows them: both ways work.
     let pings = lab::read_sysctl(&lab.scanner, "net.ipv4.ping_group_range")
         .map(|r| {
@@ -208,7 +194,7 @@ fn unprivileged_discovery_uses_connect() {
         })
         .unwrap_or(false);
     let out = lab::command(&lab.scanner, "setpriv")
-        .args(AS_NOBODY)
+        .args(lab::AS_NOBODY)
         .arg(&bin)
         .args(["scan", LIVE, DEAD, "-p", "22,443", "--json"])
         .output()
@@ -233,11 +219,6 @@ fn unprivileged_discovery_uses_connect() {
         }
     }
     assert_eq!(s.ports.len(), 16, "{}", s.stdout);
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// `--ladder` shows each host's discovery exchange as captured: a host down its echo,

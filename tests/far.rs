@@ -8,7 +8,6 @@
 //! Needs root; under CI=true a missing root is a failure.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -16,14 +15,6 @@ use serde_json::Value;
 use synack_lab::{self as lab, Family, Lab};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
-
-/// setpriv arguments that run a program as nobody, without any capability.
-const AS_NOBODY: [&str; 4] = [
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-];
 
 const FAR_V4: &str = "198.19.200.5";
 const FAR_V6: &str = "2001:db8:c8::5";
@@ -99,22 +90,6 @@ fn parse(out: &Output) -> Scan {
     scan
 }
 
-/// A copy of the binary that nobody may run, wherever the checkout lives.
-fn runnable_by_anyone(tag: &str) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("synack-far-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("synack");
-    std::fs::copy(BIN, &bin).unwrap();
-    set_mode(&dir, 0o755);
-    set_mode(&bin, 0o755);
-    (dir, bin)
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// Scans the near and the far host, both families, as `who`.
 fn scan(lab: &Lab, who: Who, extra: &[&str]) -> Scan {
     let ports = match who {
@@ -131,9 +106,9 @@ fn scan(lab: &Lab, who: Who, extra: &[&str]) -> Scan {
     let out = match who {
         Who::Root => lab::command(&lab.scanner, BIN).args(&args).output(),
         Who::Nobody => {
-            let (dir, bin) = runnable_by_anyone(&lab.scanner);
+            let (dir, bin) = lab::runnable_by_anyone(BIN, &lab.scanner).expect("a copy of synack");
             let out = lab::command(&lab.scanner, "setpriv")
-                .args(AS_NOBODY)
+                .args(lab::AS_NOBODY)
                 .arg(&bin)
                 .args(&args)
                 .output();

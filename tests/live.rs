@@ -2,21 +2,13 @@
 //! Needs root; under CI=true a missing root is a failure, never a silent skip.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::Value;
 use synack_lab::{self as lab, Answerer, Family, Lab, STANDARD_PORTS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_synack");
-
-/// setpriv arguments that run a program as nobody, without any capability.
-const AS_NOBODY: [&str; 4] = [
-    "--reuid=65534",
-    "--regid=65534",
-    "--clear-groups",
-    "--inh-caps=-all",
-];
 
 struct Scan {
     ports: BTreeMap<u16, Value>,
@@ -260,9 +252,9 @@ fn without_privileges_verdicts_come_from_errno() {
         return;
     }
     let lab = Lab::standard("unpriv").expect("build lab");
-    let (dir, bin) = runnable_by_anyone("unpriv");
+    let (dir, bin) = lab::runnable_by_anyone(BIN, "unpriv").expect("a copy of synack");
     let out = lab::command(&lab.scanner, "setpriv")
-        .args(AS_NOBODY)
+        .args(lab::AS_NOBODY)
         .arg(&bin)
         .args([
             "scan",
@@ -313,9 +305,9 @@ fn without_privileges_icmp_answers_are_told_from_resets() {
         return;
     }
     let lab = Lab::standard("unpricmp").expect("build lab");
-    let (dir, bin) = runnable_by_anyone("unpricmp");
+    let (dir, bin) = lab::runnable_by_anyone(BIN, "unpricmp").expect("a copy of synack");
     let out = lab::command(&lab.scanner, "setpriv")
-        .args(AS_NOBODY)
+        .args(lab::AS_NOBODY)
         .arg(&bin)
         .args(["scan", "198.18.2.1", "-p", "81,83,84,85,88,89", "--json"])
         .output()
@@ -420,22 +412,6 @@ fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("synack-test-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A copy of the binary that an unprivileged user may run, wherever the checkout lives
-/// (its directory may be closed to others). Returns (its directory, the binary).
-fn runnable_by_anyone(tag: &str) -> (PathBuf, PathBuf) {
-    let dir = tempdir(tag);
-    let bin = dir.join("synack");
-    std::fs::copy(BIN, &bin).unwrap();
-    set_mode(&dir, 0o755);
-    set_mode(&bin, 0o755);
-    (dir, bin)
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn which(cmd: &str) -> bool {
@@ -547,9 +523,9 @@ fn demo_without_root_replays_the_bundled_capture() {
     if !lab::root_or_skip("demo_without_root_replays_the_bundled_capture") {
         return;
     }
-    let (dir, bin) = runnable_by_anyone("demo-unpriv");
+    let (dir, bin) = lab::runnable_by_anyone(BIN, "demo-unpriv").expect("a copy of synack");
     let out = std::process::Command::new("setpriv")
-        .args(AS_NOBODY)
+        .args(lab::AS_NOBODY)
         .arg(&bin)
         .arg("demo")
         .output()
@@ -574,9 +550,9 @@ fn demo_options_are_the_scan_options() {
     if !lab::root_or_skip("demo_options_are_the_scan_options") {
         return;
     }
-    let (dir, bin) = runnable_by_anyone("demo-opts");
+    let (dir, bin) = lab::runnable_by_anyone(BIN, "demo-opts").expect("a copy of synack");
     let out = std::process::Command::new("setpriv")
-        .args(AS_NOBODY)
+        .args(lab::AS_NOBODY)
         .arg(&bin)
         .args(["demo", "--json", "--all"])
         .output()

@@ -59,6 +59,8 @@
 //! - ICMPv4 errors, from target and router alike, have TOS 0xc0 (precedence "internetwork
 //!   control"), never the SYN's DSCP; ICMPv6 errors carry a flow label of their own.
 
+use std::path::PathBuf;
+
 mod answerers;
 mod anyip;
 mod delay;
@@ -86,6 +88,31 @@ pub use topology::{
     ROUTER_TARGET_IFACE, ROUTER_TARGET_SIDE_V4, ROUTER_TARGET_SIDE_V6, Role, SCANNER_IFACE,
     SCANNER_V4, SCANNER_V6, TARGET_IFACE, TARGET_V4, TARGET_V6,
 };
+
+/// setpriv arguments that run a program as nobody (65534), without any capability: how
+/// the tests scan unprivileged.
+pub const AS_NOBODY: [&str; 4] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
+/// A copy of the program `bin` that nobody may run, wherever the checkout lives (its
+/// directories may be closed to others), in a directory of its own under the system's
+/// temporary directory named after `tag` and this process. Returns (that directory, the
+/// copy); the caller removes the directory.
+pub fn runnable_by_anyone(bin: &str, tag: &str) -> std::io::Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("synack-test-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join("synack");
+    std::fs::copy(bin, &copy)?;
+    for p in [&dir, &copy] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok((dir, copy))
+}
 
 /// Whether a test that needs root should run: true as root. Otherwise it prints a SKIPPED
 /// line and returns false, unless `CI=true`, where a silent skip would hide that the lab
