@@ -212,13 +212,15 @@ impl Stream {
             Some(ip) => {
                 let t = self.targets.entry(ip).or_default();
                 t.in_flight = 0;
-                if t.done.is_empty() {
-                    t.done = rest;
-                } else {
-                    // Once, not doubling as they come: these can be most of 65,535.
-                    t.done.reserve_exact(rest.len());
-                    t.done.extend(rest);
+                // The smaller list goes into the larger (the tracker's slots, which
+                // usually have room): a full-range capture's 65,535 attempts are not
+                // copied into a new list at its end.
+                let mut all = rest;
+                if all.len() < t.done.len() {
+                    std::mem::swap(&mut all, &mut t.done);
                 }
+                all.append(&mut t.done);
+                t.done = all;
             }
             None => {
                 for a in rest {
