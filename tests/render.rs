@@ -721,7 +721,7 @@ fn arb_verdict() -> impl Strategy<Value = PortVerdict> {
                     },
                     reason,
                     responder,
-                    evidence,
+                    evidence: evidence.into(),
                     started: trace.first().map(|p| p.ts).unwrap_or_default(),
                     trace,
                     attempts: 1,

@@ -491,7 +491,7 @@ pub fn host_ladder(
         state: synack_core::verdict::State::Filtered,
         reason: Reason::NoResponse,
         responder: Responder::Unknown,
-        evidence: Vec::new(),
+        evidence: Default::default(),
         started: packets.first().map(|p| p.ts).unwrap_or_default(),
         trace: packets,
         attempts: 0,

@@ -23,7 +23,7 @@ mod facts;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::decode::IcmpKind;
 use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
@@ -112,6 +112,11 @@ impl ConnectOutcome {
 /// A port's attempt records: almost always one, kept inline (a full-range scan holds
 /// 65,535 of them until its target is judged; a vector each cost a heap block per port).
 pub type Records = smallvec::SmallVec<[ProbeRecord; 1]>;
+
+/// A verdict's evidence. Most verdicts carry one or two facts (a closed port: the RST's
+/// distance and its DSCP), kept inline: a full-range target's 65,535 verdicts then need
+/// no allocation of their own for it.
+pub type EvidenceList = smallvec::SmallVec<[Evidence; 2]>;
 
 /// What the live prober knows of one attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +243,7 @@ pub struct PortVerdict {
     pub reason: Reason,
     pub responder: Responder,
     /// The facts the decision rests on, most telling first.
-    pub evidence: Vec<Evidence>,
+    pub evidence: EvidenceList,
     /// Every packet of every attempt at this port, in time order.
     pub trace: Vec<TracePacket>,
     /// When the first attempt began; trace offsets count from here.
@@ -283,117 +288,269 @@ pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerd
 /// [`judge_all`], consuming the attempts: each port's attempts are freed as soon as its
 /// verdict is made, so a full-range scan does not hold both at once.
 pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<PortVerdict> {
-    // Baselines per target address, from all its attempts.
-    let mut by_ip: FxHashMap<IpAddr, Vec<u32>> = FxHashMap::default();
-    for (i, a) in attempts.iter().enumerate() {
-        by_ip.entry(a.key.target.ip()).or_default().push(i as u32);
-    }
-    let mut ips: Vec<(IpAddr, Vec<u32>)> = by_ip.into_iter().collect();
-    // Target addresses in SocketAddr's order (IPv4 before IPv6, then by address).
-    ips.sort_unstable_by_key(|(ip, _)| *ip);
-    let baselines: FxHashMap<IpAddr, Baseline> = ips
-        .iter()
-        .map(|(ip, idx)| {
-            (
-                *ip,
-                Baseline::of(*ip, idx.iter().map(|&i| &attempts[i as usize])),
-            )
-        })
-        .collect();
-    // Attempts by address, then port, then in the order they were made (their serial;
-    // attempts built outside a tracker all have 0 and keep the order they came in). One
-    // address at a time, on a packed integer key: a full-range scan sorts 65,535 of them,
-    // and comparing SocketAddrs through indices cost a quarter of a replay.
-    let mut order: Vec<u32> = Vec::with_capacity(attempts.len());
-    let mut keyed: Vec<(u64, u32)> = Vec::new();
-    // A capture's targets that show ICMP rate limiting in their packets: some port went
-    // unanswered, then answered a later attempt with an ICMP error (what the live scan's
-    // slow re-probe leaves in its capture, and nmap's retries too). Silent ports of theirs
-    // get the same "may be a REJECT" note as in the live scan that made the capture.
-    let mut limiting: FxHashSet<IpAddr> = FxHashSet::default();
-    for (ip, idx) in &ips {
-        keyed.clear();
-        keyed.extend(idx.iter().map(|&i| {
-            let a = &attempts[i as usize];
-            // Serials count a tracker's attempts: far below 2^48.
-            let serial = a.serial().min((1 << 48) - 1);
-            ((u64::from(a.key.target.port()) << 48) | serial, i)
-        }));
-        // Unstable is enough: (key, index) pairs are distinct, and equal keys (serial 0)
-        // keep their index order.
-        keyed.sort_unstable();
-        order.extend(keyed.iter().map(|&(_, i)| i));
-        if live.is_none() && shows_rate_limit_in_packets(&keyed, &attempts) {
-            limiting.insert(*ip);
+    judge_sized(attempts, live, Sizes::default())
+}
+
+/// From what size judging changes method; the methods give the same verdicts (tests
+/// judge small inputs both ways).
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    /// Targets with at least this many ports (and captures with this many attempts) are
+    /// judged in parallel: below it, starting the work on other threads costs more than it
+    /// saves.
+    parallel_from: usize,
+    /// From this many attempts at one address, [`port_order`] counts instead of sorting.
+    count_ports_from: usize,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            parallel_from: 4096,
+            count_ports_from: 4096,
         }
     }
+}
+
+fn judge_sized(
+    mut attempts: Vec<Attempt>,
+    live: Option<&LiveFacts>,
+    sizes: Sizes,
+) -> Vec<PortVerdict> {
+    // Target addresses in SocketAddr's order (IPv4 before IPv6, then by address), each
+    // with its attempts.
+    let ips = by_address(&attempts);
+    // Baselines per target address, from all its attempts; and the attempts by address,
+    // then port, then in the order they were made. Both only read the attempts: a large
+    // capture computes them side by side.
+    let baselines_of = || -> FxHashMap<IpAddr, Baseline> {
+        ips.iter()
+            .map(|(ip, idx)| {
+                (
+                    *ip,
+                    Baseline::of(*ip, idx.iter().map(|&i| &attempts[i as usize])),
+                )
+            })
+            .collect()
+    };
+    let order_of = || {
+        let mut order: Vec<u32> = Vec::with_capacity(attempts.len());
+        let mut runs: Vec<u32> = Vec::new();
+        // Whether each target address rate-limits its ICMP errors. Live: the prober's
+        // records say so. Replay: the packets show it — some port went unanswered, then
+        // answered a later attempt with an ICMP error (what the live scan's slow re-probe
+        // leaves in its capture, and nmap's retries too). Silent ports of theirs get the
+        // same "may be a REJECT" note as in the live scan that made the capture.
+        let mut rate_limited: FxHashMap<IpAddr, bool> = FxHashMap::default();
+        for (ip, idx) in &ips {
+            let from = order.len();
+            let repeated = port_order(
+                &attempts,
+                idx,
+                &mut order,
+                &mut runs,
+                sizes.count_ports_from,
+            );
+            // (Live, the addresses probed are looked at below: some have no attempts.)
+            // Ports with a single attempt cannot show it.
+            if live.is_none() && repeated && shows_rate_limit_in_packets(&order[from..], &attempts)
+            {
+                rate_limited.insert(*ip, true);
+            }
+        }
+        (order, runs, rate_limited)
+    };
+    let (baselines, (order, runs, mut rate_limited)) = if attempts.len() >= sizes.parallel_from {
+        rayon::join(baselines_of, order_of)
+    } else {
+        (baselines_of(), order_of())
+    };
+    drop(ips);
+    // The attempts in that order, by reference (not moved: an attempt is 128 bytes): each
+    // port's attempts are then one run, handed out as disjoint `&mut` slices.
+    let mut by_slot: Vec<Option<&mut Attempt>> = attempts.iter_mut().map(Some).collect();
+    let mut sorted: Vec<&mut Attempt> = order
+        .iter()
+        .filter_map(|&i| by_slot[i as usize].take())
+        .collect();
+    drop(by_slot);
+    drop(order);
     // In a live scan every probed port gets a verdict, and only those.
     let mut probed: Vec<SocketAddr> = live
         .map(|l| l.probes.keys().copied().collect())
         .unwrap_or_default();
     probed.sort_unstable();
-    let mut slots: Vec<Option<Attempt>> = attempts.into_iter().map(Some).collect();
-    // RST judgements of the current target address, by the RST's header facts.
-    let mut memo = RstMemo::default();
-    let mut memo_ip: Option<IpAddr> = None;
-    // Whether the current target was seen rate-limiting its ICMP errors.
-    let mut rate_limited = false;
-    // Sized once: doubling a 65,535-verdict vector would briefly need room for twice that.
-    let mut out = Vec::with_capacity(if live.is_some() {
-        probed.len()
-    } else {
-        count_ports(&order, &slots)
-    });
-    let (mut i, mut j) = (0usize, 0usize);
+    if let Some(l) = live {
+        let mut ips: Vec<IpAddr> = probed.iter().map(|p| p.ip()).collect();
+        ips.dedup();
+        for ip in ips {
+            rate_limited.insert(ip, rate_limits_icmp(ip, &l.probes));
+        }
+    }
+    let units = port_units(&mut sorted, &runs, &probed, live.is_some());
     let no_baseline = Baseline::default();
-    let mut mine: Vec<Attempt> = Vec::new();
-    loop {
-        let next_attempt = order
-            .get(i)
-            .map(|&k| slots[k as usize].as_ref().expect("taken once").key.target);
-        let port = match (next_attempt, probed.get(j), live.is_some()) {
-            (None, None, _) | (None, Some(_), false) => break,
-            (Some(a), _, false) => a,
-            (Some(a), Some(&p), true) => a.min(p),
-            (None, Some(&p), true) => p,
-            (Some(a), None, true) => a,
+    let judge = |memo: &mut (RstMemo, Option<IpAddr>), (probe, mine): Unit<'_, '_>| {
+        let port = match live {
+            Some(_) => probed[probe as usize],
+            None => mine[0].key.target,
         };
-        // One buffer for every port's attempts (judge_port empties it).
-        mine.clear();
-        while let Some(&k) = order.get(i) {
-            if slots[k as usize].as_ref().map(|a| a.key.target) != Some(port) {
-                break;
-            }
-            mine.extend(slots[k as usize].take());
-            i += 1;
-        }
-        if probed.get(j) == Some(&port) {
-            j += 1;
-        }
-        if let Some(live) = live
-            && !live.probes.contains_key(&port)
-        {
-            continue;
-        }
-        let probes = live.and_then(|l| l.probes.get(&port)).map(|r| r.as_slice());
-        let base = baselines.get(&port.ip()).unwrap_or(&no_baseline);
-        if memo_ip != Some(port.ip()) {
-            memo.clear();
-            memo_ip = Some(port.ip());
-            rate_limited = match live {
-                Some(l) => rate_limits_icmp(port.ip(), &l.probes),
-                None => limiting.contains(&port.ip()),
-            };
+        // RST judgements are memoised per target address.
+        if memo.1 != Some(port.ip()) {
+            memo.0.clear();
+            memo.1 = Some(port.ip());
         }
         let ctx = PortContext {
-            base,
-            probes,
+            base: baselines.get(&port.ip()).unwrap_or(&no_baseline),
+            probes: live.and_then(|l| l.probes.get(&port)).map(|r| r.as_slice()),
             live,
-            rate_limited,
+            rate_limited: rate_limited.get(&port.ip()).copied().unwrap_or(false),
         };
-        out.push(judge_port(port, &mut mine, &ctx, &mut memo));
+        judge_port(port, mine, &ctx, &mut memo.0)
+    };
+    let mut out = Vec::new();
+    if units.len() >= sizes.parallel_from {
+        // A full-range target: its ports are judged on every core, each verdict written
+        // straight into its place in `out`.
+        use rayon::prelude::*;
+        units
+            .into_par_iter()
+            .with_min_len((sizes.parallel_from / 4).max(1))
+            .map_init(|| (RstMemo::default(), None), judge)
+            .collect_into_vec(&mut out);
+    } else {
+        let mut memo = (RstMemo::default(), None);
+        out.reserve_exact(units.len());
+        out.extend(units.into_iter().map(|u| judge(&mut memo, u)));
     }
     out
+}
+
+/// The target addresses of `attempts` in order, each with its attempts' indices. A
+/// capture of one target (the usual full-range case) needs no map.
+fn by_address(attempts: &[Attempt]) -> Vec<(IpAddr, Vec<u32>)> {
+    let Some(first) = attempts.first().map(|a| a.key.target.ip()) else {
+        return Vec::new();
+    };
+    if attempts.iter().all(|a| a.key.target.ip() == first) {
+        return vec![(first, (0..attempts.len() as u32).collect())];
+    }
+    let mut by_ip: FxHashMap<IpAddr, Vec<u32>> = FxHashMap::default();
+    for (i, a) in attempts.iter().enumerate() {
+        by_ip.entry(a.key.target.ip()).or_default().push(i as u32);
+    }
+    let mut ips: Vec<(IpAddr, Vec<u32>)> = by_ip.into_iter().collect();
+    ips.sort_unstable_by_key(|(ip, _)| *ip);
+    ips
+}
+
+/// Appends one address's attempts (`idx`) to `order`, by port, then in the order they
+/// were made (their serial; attempts built outside a tracker all have 0 and keep the
+/// order they came in), and to `runs` how many attempts each port has, in that order.
+/// Returns whether some port has more than one attempt.
+///
+/// From `count_from` attempts they are placed by counting their ports (a full-range
+/// target has 65,535, and comparison sorting them was a tenth of a replay); fewer are
+/// sorted on a packed key.
+fn port_order(
+    attempts: &[Attempt],
+    idx: &[u32],
+    order: &mut Vec<u32>,
+    runs: &mut Vec<u32>,
+    count_from: usize,
+) -> bool {
+    let port = |i: u32| usize::from(attempts[i as usize].key.target.port());
+    let serial = |i: u32| attempts[i as usize].serial();
+    if idx.len() < count_from {
+        // Serials count a tracker's attempts: far below 2^48.
+        let mut keyed: Vec<(u64, u32)> = idx
+            .iter()
+            .map(|&i| (((port(i) as u64) << 48) | serial(i).min((1 << 48) - 1), i))
+            .collect();
+        // Unstable is enough: (key, index) pairs are distinct, and equal keys keep their
+        // index order.
+        keyed.sort_unstable();
+        for run in keyed.chunk_by(|a, b| a.0 >> 48 == b.0 >> 48) {
+            runs.push(run.len() as u32);
+        }
+        order.extend(keyed.iter().map(|&(_, i)| i));
+        return keyed.len() > runs.len();
+    }
+    // start[p]..start[p + 1]: where port p's attempts go.
+    let mut start = vec![0u32; 65_537];
+    for &i in idx {
+        start[port(i) + 1] += 1;
+    }
+    let repeated = start.iter().any(|&n| n > 1);
+    runs.extend(start.iter().copied().filter(|&n| n > 0));
+    for p in 1..start.len() {
+        start[p] += start[p - 1];
+    }
+    let from = order.len();
+    order.resize(from + idx.len(), 0);
+    let placed = &mut order[from..];
+    let mut next = start.clone();
+    for &i in idx {
+        let p = port(i);
+        placed[next[p] as usize] = i;
+        next[p] += 1;
+    }
+    if repeated {
+        for w in start.windows(2) {
+            if w[1] - w[0] > 1 {
+                // Stable: equal serials keep their index order.
+                placed[w[0] as usize..w[1] as usize].sort_by_key(|&i| serial(i));
+            }
+        }
+    }
+    repeated
+}
+
+/// One port to judge: its run of attempts and, live, its index in the probed ports (a
+/// replay's port is its attempts').
+type Unit<'a, 'b> = (u32, &'a mut [&'b mut Attempt]);
+
+/// The ports to judge, in output order, each with its run of `attempts` (sorted by
+/// address and port, `runs` long each). Live: every probed port and only those (a probed
+/// port the capture never saw gets an empty run).
+fn port_units<'a, 'b>(
+    attempts: &'a mut [&'b mut Attempt],
+    runs: &[u32],
+    probed: &[SocketAddr],
+    live: bool,
+) -> Vec<Unit<'a, 'b>> {
+    let mut rest = attempts;
+    let mut runs = runs.iter();
+    if !live {
+        let mut units = Vec::with_capacity(runs.len());
+        for &n in runs {
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(n as usize);
+            rest = tail;
+            units.push((0, mine));
+        }
+        return units;
+    }
+    let mut units = Vec::with_capacity(probed.len());
+    let mut run = runs.next();
+    for (j, &port) in probed.iter().enumerate() {
+        // Attempts at ports before this one were not probed: passed over.
+        while let Some(&n) = run
+            && rest.first().is_some_and(|a| a.key.target < port)
+        {
+            rest = &mut std::mem::take(&mut rest)[n as usize..];
+            run = runs.next();
+        }
+        let n = match run {
+            Some(&n) if rest.first().is_some_and(|a| a.key.target == port) => {
+                run = runs.next();
+                n as usize
+            }
+            _ => 0,
+        };
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(n);
+        rest = tail;
+        units.push((j as u32, mine));
+    }
+    units
 }
 
 /// One connection attempt's verdict: the view of a capture of real traffic, one row per
@@ -434,7 +591,8 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
                 live: None,
                 rate_limited: false,
             };
-            let verdict = judge_port(a.key.target, &mut vec![a], &ctx, memo);
+            let mut a = a;
+            let verdict = judge_port(a.key.target, &mut [&mut a], &ctx, memo);
             ConnectionVerdict {
                 client,
                 verdict,
@@ -446,36 +604,27 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
     out
 }
 
-/// Distinct target ports among attempts sorted by port.
-fn count_ports(order: &[u32], slots: &[Option<Attempt>]) -> usize {
-    let key = |k: &u32| slots[*k as usize].as_ref().map(|a| a.key.target);
-    order
-        .windows(2)
-        .filter(|w| key(&w[0]) != key(&w[1]))
-        .count()
-        + usize::from(!order.is_empty())
-}
-
-/// Whether one target's attempts (`keyed`: by port, then in the order made) show ICMP
-/// rate limiting: a port with an unanswered attempt followed by one a decisive ICMP
-/// error answered. Ports with a single attempt cannot show it and cost one comparison.
-fn shows_rate_limit_in_packets(keyed: &[(u64, u32)], attempts: &[Attempt]) -> bool {
-    let port_of = |k: u64| k >> 48;
+/// Whether one target's attempts (`order`: indices by port, then in the order made) show
+/// ICMP rate limiting: a port with an unanswered attempt followed by one a decisive ICMP
+/// error answered.
+fn shows_rate_limit_in_packets(order: &[u32], attempts: &[Attempt]) -> bool {
     let icmp_answered = |a: &Attempt| {
         a.packets
             .iter()
             .any(|p| p.dir == Dir::In && matches!(p.kind, PacketKind::Icmp(k) if k.is_decisive()))
     };
-    keyed.windows(2).any(|w| {
-        let (earlier, later) = (&attempts[w[0].1 as usize], &attempts[w[1].1 as usize]);
-        port_of(w[0].0) == port_of(w[1].0) && !earlier.answered && icmp_answered(later)
+    order.windows(2).any(|w| {
+        let (earlier, later) = (&attempts[w[0] as usize], &attempts[w[1] as usize]);
+        earlier.key.target.port() == later.key.target.port()
+            && !earlier.answered
+            && icmp_answered(later)
     })
 }
 
 /// A RST's judgement depends only on its TTL, DSCP and flow label, the probe's DSCP and
 /// the target's baseline: thousands of closed ports share one. Keyed by those header
 /// facts, valid for one target address.
-type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, Vec<Evidence>)>;
+type RstMemo = FxHashMap<(u8, u8, Option<u32>, u8), (State, Responder, EvidenceList)>;
 
 /// What judging one port needs besides its attempts.
 struct PortContext<'a> {
@@ -489,7 +638,7 @@ struct PortContext<'a> {
 
 fn judge_port(
     target: SocketAddr,
-    attempts: &mut Vec<Attempt>,
+    attempts: &mut [&mut Attempt],
     ctx: &PortContext<'_>,
     memo: &mut RstMemo,
 ) -> PortVerdict {
@@ -499,11 +648,18 @@ fn judge_port(
         live,
         rate_limited,
     } = *ctx;
-    // In a live scan, only the attempts the prober made (it knows their source ports).
-    if let Some(probes) = probes {
-        attempts.retain(|a| probes.iter().any(|p| p.scanner == a.key.scanner));
-    }
-    let ours: &[Attempt] = attempts;
+    // In a live scan, only the attempts the prober made (it knows their source ports):
+    // they are moved to the front, in the order they were made.
+    let mine = match probes {
+        Some(probes) => {
+            let made = |a: &Attempt| probes.iter().any(|p| p.scanner == a.key.scanner);
+            attempts.sort_by_key(|a| !made(a));
+            attempts.iter().take_while(|a| made(a)).count()
+        }
+        None => attempts.len(),
+    };
+    let attempts = &mut attempts[..mine];
+    let ours: &[&mut Attempt] = attempts;
     let self_connects = ours.iter().filter(|a| a.key.is_self_connect()).count();
     let real_attempts = ours.len() - self_connects;
     let syns: usize = ours
@@ -526,10 +682,12 @@ fn judge_port(
     };
     let capped: u32 = ours.iter().map(|a| a.dropped_packets).sum();
     // The trace takes the attempts' packets over (no copy: a full-range scan has 65,535).
-    let mut trace: Vec<TracePacket> = if attempts.len() == 1 {
-        attempts.pop().map(|a| a.packets).unwrap_or_default()
-    } else {
-        attempts.drain(..).flat_map(|a| a.packets).collect()
+    let mut trace: Vec<TracePacket> = match attempts {
+        [one] => std::mem::take(&mut one.packets),
+        many => many
+            .iter_mut()
+            .flat_map(|a| std::mem::take(&mut a.packets))
+            .collect(),
     };
     trace.sort_by_key(|p| p.ts);
     // Offsets count from the first captured packet, so a live scan and the replay of its
@@ -540,7 +698,7 @@ fn judge_port(
         state: State::Filtered,
         reason: Reason::NoResponse,
         responder: Responder::Unknown,
-        evidence: Vec::new(),
+        evidence: EvidenceList::new(),
         trace,
         started,
         attempts: n_attempts,
@@ -658,7 +816,7 @@ fn judge_port(
 /// disagree; and, past [`TRACE_ATTEMPTS`], the (client, source port) of the attempts whose
 /// packets the trace keeps. Attempts are in the order they were made.
 fn attempt_outcomes(
-    attempts: &[Attempt],
+    attempts: &[&mut Attempt],
     base: &Baseline,
     memo: &mut RstMemo,
 ) -> (Vec<Outcome>, Option<Vec<(IpAddr, u16)>>) {
@@ -673,7 +831,7 @@ fn attempt_outcomes(
             state: State::Filtered,
             reason: Reason::NoResponse,
             responder: Responder::Unknown,
-            evidence: Vec::new(),
+            evidence: EvidenceList::new(),
             trace: Vec::new(),
             started: a.started,
             attempts: 1,
@@ -788,13 +946,7 @@ fn decide_from_trace(
         if let Some((state, responder, evidence)) = memo.get(&key) {
             v.state = *state;
             v.responder = *responder;
-            if v.evidence.is_empty() {
-                // Exactly as long as it is (extending an empty vector would reserve four):
-                // a full-range scan holds 65,535 of them at once.
-                v.evidence = evidence.clone();
-            } else {
-                v.evidence.extend_from_slice(evidence);
-            }
+            v.evidence.extend_from_slice(evidence);
         } else {
             judge_rst(v, probe_dscp, p, base);
             memo.insert(key, (v.state, v.responder, v.evidence.clone()));

@@ -25,11 +25,13 @@ pub struct Baseline {
     pub hops_from: StackPacket,
     /// The TTL those packets arrived with.
     pub ttl: Option<u8>,
-    /// The DSCP synack marked its SYNs with (0: not marked).
+    /// The DSCP synack marked its SYNs with (0: not marked; the highest, should SYNs
+    /// differ).
     pub probe_dscp: u8,
     /// A RST from this target reflected the probe's DSCP: the path keeps DSCP, so a RST
     /// that does not reflect it was made by something other than the stack. Holds that
-    /// RST's port.
+    /// RST's port (the lowest such port, as every example port here: what the words cite
+    /// must not depend on the order the attempts are held in).
     pub reflecting_rst_port: Option<u16>,
     /// A TCP packet from this target carried an IPv6 flow label; holds (port, label).
     pub flow_label_seen: Option<(u16, u32)>,
@@ -57,6 +59,11 @@ pub fn is_proxy_syn_ack(p: &TracePacket) -> bool {
     p.flags().is_some_and(|f| f.is_syn_ack()) && p.win == 0
 }
 
+/// Keeps the lowest example (by port first).
+fn lowest<T: Ord + Copy>(kept: &mut Option<T>, seen: T) {
+    *kept = Some(kept.map_or(seen, |k| k.min(seen)));
+}
+
 impl Baseline {
     /// Builds the baseline of one target address from all its attempts.
     pub fn of<'a>(target: IpAddr, attempts: impl IntoIterator<Item = &'a Attempt>) -> Baseline {
@@ -69,9 +76,7 @@ impl Baseline {
                 continue;
             }
             let dscp = probe_dscp_of(a);
-            if dscp != 0 {
-                b.probe_dscp = dscp;
-            }
+            b.probe_dscp = b.probe_dscp.max(dscp);
             let port = a.key.target.port();
             // Only the answer to our SYN: a RST after a proxy's handshake answers the
             // proxy's own SYN, not ours (it never reflects our DSCP).
@@ -88,15 +93,15 @@ impl Baseline {
                     PacketKind::Tcp(f) if f.rst() && first && dscp != 0 => {
                         match DscpMatch::of(dscp, p.dscp) {
                             DscpMatch::Reflected => {
-                                b.reflecting_rst_port.get_or_insert(port);
+                                lowest(&mut b.reflecting_rst_port, port);
                                 Some(StackPacket::DscpReflectingRsts)
                             }
                             DscpMatch::RemarkedInClass => {
-                                b.path_remarks.get_or_insert((port, p.dscp));
+                                lowest(&mut b.path_remarks, (port, p.dscp));
                                 Some(StackPacket::MarkedRsts)
                             }
                             DscpMatch::Other => {
-                                b.path_remarks.get_or_insert((port, p.dscp));
+                                lowest(&mut b.path_remarks, (port, p.dscp));
                                 None
                             }
                             DscpMatch::Zero => None,
@@ -118,7 +123,7 @@ impl Baseline {
                     && !is_proxy_syn_ack(p)
                     && let Some(label) = p.flow_label.filter(|l| *l != 0)
                 {
-                    b.flow_label_seen.get_or_insert((port, label));
+                    lowest(&mut b.flow_label_seen, (port, label));
                 }
                 if let Some(kind) = stack_packet {
                     let e = hop_votes.entry((hops(p.ttl), p.ttl)).or_insert((0, kind));

@@ -191,8 +191,8 @@ fn dropped_port_lists_retransmissions() {
     assert_eq!(v.trace.len(), 2);
     assert!(v.trace[1].retransmission);
     assert_eq!(
-        v.evidence,
-        vec![Evidence::NoAnswer {
+        v.evidence[..],
+        [Evidence::NoAnswer {
             syns: 2,
             span_ns: 1_000_000_000
         }]
@@ -981,8 +981,8 @@ fn no_arp_reply_is_the_scanners_own_host_unreach() {
     let v = judge_all(&[], Some(&facts)).remove(0);
     assert_eq!((v.state, v.reason), (State::Filtered, Reason::HostUnreach));
     assert_eq!(
-        v.evidence,
-        vec![Evidence::NoNeighbourReply {
+        v.evidence[..],
+        [Evidence::NoNeighbourReply {
             target: target.ip()
         }]
     );
@@ -1039,4 +1039,131 @@ fn the_error_queue_tells_icmp_from_a_reset_without_a_capture() {
             kind: icmp_port_unreach(),
             from: router
         }));
+}
+
+/// A capture of every kind of port `judge_owned` has to tell apart, on two targets: open,
+/// the stack's RST, a firewall's RST, a router's ICMP error, retransmissions, a retry
+/// answered, ports tried twice unanswered, port reuse; attempts out of port order (as two
+/// probers leave them).
+fn mixed_capture(ports: u16) -> Tracker {
+    let mut lab = Lab::new();
+    let other = [198, 18, 2, 2];
+    let mut ms = 0;
+    // Odd ports first, then even, as two alternating probers store them.
+    let order = (1..=ports)
+        .filter(|p| p % 2 == 1)
+        .chain((1..=ports).filter(|p| p % 2 == 0));
+    for port in order {
+        ms += 1;
+        let sport = 30_000 + port;
+        match port % 7 {
+            0 => {
+                lab.syn(ms, sport, port, AF11);
+                lab.answer(ms, sport, port, SA, 63, AF11);
+            }
+            1 => {
+                lab.syn(ms, sport, port, AF11);
+                lab.answer(ms, sport, port, RA, 63, AF11);
+            }
+            2 => {
+                lab.syn(ms, sport, port, AF11);
+                lab.answer(ms, sport, port, RA, 64, 0);
+            }
+            3 => {
+                lab.syn(ms, sport, port, AF11);
+                lab.icmp(ms, ROUTER, sport, port, 13);
+            }
+            4 => {
+                // Unanswered, retransmitted, then retried from a new port and answered.
+                lab.syn(ms, sport, port, AF11);
+                lab.syn(ms + 1000, sport, port, AF11);
+                lab.syn(ms + 2000, sport + 20_000, port, AF11);
+                lab.answer(ms + 2000, sport + 20_000, port, RA, 63, AF11);
+            }
+            5 => {
+                // Tried twice, never answered.
+                lab.syn(ms, sport, port, AF11);
+                lab.syn(ms + 500, sport + 20_000, port, AF11);
+            }
+            _ => {
+                // The other target, whose attempts interleave with the first's.
+                let seg = |flags, seq, ack| TcpSpec::new(sport, port, flags).seq(seq).ack(ack);
+                lab.feed(ms, tcp_v4(SCANNER, other, seg(SYN, 7, 0)).tos(AF11).raw());
+                let back = TcpSpec::new(port, sport, RA).ack(8);
+                lab.feed(ms, tcp_v4(other, SCANNER, back).ttl(62).raw());
+            }
+        }
+    }
+    lab.tracker
+}
+
+/// Judging in parallel with ports counted into place (a full-range target's way) and
+/// judging one port after another with sorted keys (a small target's way) give the same
+/// verdicts, replayed and live, whatever order the attempts come in.
+#[test]
+fn counted_parallel_judging_matches_the_sorted_serial_way() {
+    let both = |attempts: Vec<Attempt>, live: Option<&LiveFacts>| {
+        let serial = Sizes {
+            parallel_from: usize::MAX,
+            count_ports_from: usize::MAX,
+        };
+        let parallel = Sizes {
+            parallel_from: 1,
+            count_ports_from: 1,
+        };
+        let a = judge_sized(attempts.clone(), live, serial);
+        let b = judge_sized(attempts, live, parallel);
+        (format!("{a:?}"), format!("{b:?}"), a.len())
+    };
+    let tracker = mixed_capture(600);
+    let attempts = tracker.snapshot();
+    let (a, b, n) = both(attempts.clone(), None);
+    assert_eq!(n, 600);
+    assert_eq!(a, b);
+    // Slot order is not serial order once slots are reused: reversed, the same verdicts.
+    let mut reversed = attempts.clone();
+    reversed.reverse();
+    assert_eq!(both(reversed, None).0, a);
+
+    // Live: the probes name the attempts the prober made; a probed port the capture never
+    // saw gets its verdict from connect(), and ports nobody probed get none.
+    let mut facts = LiveFacts {
+        captured: true,
+        ..Default::default()
+    };
+    for at in attempts.iter().filter(|at| at.key.target.port() % 5 != 0) {
+        let rec = ProbeRecord::new(at.key.scanner, at.started, ConnectOutcome::TimedOut);
+        facts.probes.entry(at.key.target).or_default().push(rec);
+    }
+    let unseen: SocketAddr = "198.18.2.1:9999".parse().unwrap();
+    facts.probes.insert(
+        unseen,
+        smallvec::smallvec![ProbeRecord::new(
+            "198.18.1.1:39999".parse().unwrap(),
+            Timestamp(1),
+            ConnectOutcome::Failed(libc::ECONNREFUSED),
+        )],
+    );
+    let (a, b, n) = both(attempts, Some(&facts));
+    assert_eq!(n, facts.probes.len());
+    assert_eq!(a, b);
+}
+
+/// Placing attempts by counting their ports gives the order and runs sorting gives.
+#[test]
+fn counting_ports_orders_as_sorting_does() {
+    let attempts = mixed_capture(300).snapshot();
+    let idx: Vec<u32> = (0..attempts.len() as u32)
+        .filter(|&i| attempts[i as usize].key.target.ip() == std::net::IpAddr::from(TARGET))
+        .rev()
+        .collect();
+    let run = |count_from| {
+        let (mut order, mut runs) = (Vec::new(), Vec::new());
+        let repeated = port_order(&attempts, &idx, &mut order, &mut runs, count_from);
+        (order, runs, repeated)
+    };
+    let sorted = run(usize::MAX);
+    assert_eq!(run(1), sorted);
+    assert!(sorted.2, "ports 4 and 5 (mod 7) have two attempts");
+    assert_eq!(sorted.0.len(), idx.len());
 }
