@@ -390,84 +390,123 @@ pub fn packet_label(p: &TracePacket) -> String {
 /// "198.18.2.1: 2 open · 1 closed by the host's stack · 1 reset by a firewall on the host ·
 /// 1 reset by a device 1 hop closer (86) · 2 unanswered · 1 rejected with ICMP by 198.18.1.254".
 pub fn target_summary(ip: IpAddr, verdicts: &[PortVerdict]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    // Labels in order of first appearance, each with its ports. Most labels are static,
-    // so a full-range scan does not allocate one per port.
-    let mut groups: Vec<(Cow<'static, str>, Vec<u16>)> = Vec::new();
+    let mut s = TargetSummary::new(ip);
     for v in verdicts {
-        let label: Cow<'static, str> = match (v.state, v.reason, v.responder) {
-            (State::Open, Reason::SynProxy, _) => "open behind a SYN proxy".into(),
-            (State::Closed, Reason::SynProxy, _) => "closed behind a SYN proxy".into(),
-            (_, Reason::SynProxy, _) => "answered by a SYN proxy only".into(),
-            (State::Open, _, _) => "open".into(),
-            (_, Reason::Reset, Responder::Target) => "closed by the host's stack".into(),
-            (_, Reason::Reset, Responder::TargetFirewall) => {
-                "reset by a firewall on the host".into()
-            }
-            (_, Reason::Reset, Responder::Middlebox) => match v.hops_closer() {
-                Some(n) => format!("reset by a device {}", words::HopsCloser(n)).into(),
-                None => "reset by a device on the path".into(),
-            },
-            (_, Reason::Reset, Responder::Unknown)
-                if v.has(|e| matches!(e, Evidence::ForgedUnplaced)) =>
-            {
-                "reset by a firewall (on the host or the path)".into()
-            }
-            (_, Reason::Reset, Responder::Unknown)
-                if v.has(|e| matches!(e, Evidence::Conflicting { .. })) =>
-            {
-                "reset, sender inconclusive".into()
-            }
-            (_, Reason::Reset, Responder::Unknown) => "reset (sender not attributed)".into(),
-            // What the packets show, not a cause they cannot show (a DROP rule, a host that is
-            // down, a full accept queue all look alike).
-            (_, Reason::NoResponse, _) => "unanswered".into(),
-            // The ICMP error's sender: from the capture, or (nothing captured) from the
-            // socket's error queue.
-            (State::Filtered, reason, _)
-                if (v.observed && !v.trace.is_empty()) || matches!(reason, Reason::Icmp(_)) =>
-            {
-                let captured = v
-                    .trace
-                    .iter()
-                    .rev()
-                    .find(|p| matches!(p.kind, PacketKind::Icmp(_)))
-                    .map(|p| p.from);
-                let reported = || {
-                    v.evidence.iter().find_map(|e| match e {
-                        Evidence::IcmpReported { from, .. } => Some(*from),
-                        _ => None,
-                    })
-                };
-                match captured.or_else(reported) {
-                    Some(f) if f == ip => "rejected with ICMP by the host".into(),
-                    Some(f) => format!("rejected with ICMP by {f}").into(),
-                    None => v.reason.name().into(),
-                }
-            }
-            (state, reason, _) => format!("{state} ({reason})").into(),
-        };
-        match groups.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, ports)) => ports.push(v.target.port()),
-            None => groups.push((label, vec![v.target.port()])),
+        s.add(v);
+    }
+    s.line()
+}
+
+/// [`target_summary`] built a verdict at a time, so that a writer already going through a
+/// target's verdicts (65,535 of them in a full-range scan) need not go through them again.
+pub struct TargetSummary {
+    ip: IpAddr,
+    /// Labels in order of first appearance, each with its count and first ports. Most
+    /// labels are static, so a full-range scan does not allocate one per port.
+    groups: Vec<(Cow<'static, str>, usize, Vec<u16>)>,
+}
+
+/// Ports listed after a label (only for few ports: "1 reset by a device 1 hop closer (86)").
+const LISTED_PORTS: usize = 4;
+
+impl TargetSummary {
+    pub fn new(ip: IpAddr) -> Self {
+        TargetSummary {
+            ip,
+            groups: Vec::new(),
         }
     }
-    for (label, ports) in &groups {
-        let list = if label != "open" && ports.len() <= 4 && label.contains("device") {
-            format!(
-                " ({})",
-                ports
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else {
-            String::new()
-        };
-        parts.push(format!("{} {label}{list}", ports.len()));
+
+    pub fn add(&mut self, v: &PortVerdict) {
+        let label = summary_label(self.ip, v);
+        let port = v.target.port();
+        match self.groups.iter_mut().find(|(l, _, _)| *l == label) {
+            Some((_, n, ports)) => {
+                *n += 1;
+                if ports.len() <= LISTED_PORTS {
+                    ports.push(port);
+                }
+            }
+            None => self.groups.push((label, 1, vec![port])),
+        }
     }
-    format!("{ip}: {}", parts.join(" · "))
+
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .groups
+            .iter()
+            .map(|(label, n, ports)| {
+                let list = if label != "open" && *n <= LISTED_PORTS && label.contains("device") {
+                    format!(
+                        " ({})",
+                        ports
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    String::new()
+                };
+                format!("{n} {label}{list}")
+            })
+            .collect();
+        format!("{}: {}", self.ip, parts.join(" · "))
+    }
+}
+
+/// The summary's words for one verdict.
+fn summary_label(ip: IpAddr, v: &PortVerdict) -> Cow<'static, str> {
+    match (v.state, v.reason, v.responder) {
+        (State::Open, Reason::SynProxy, _) => "open behind a SYN proxy".into(),
+        (State::Closed, Reason::SynProxy, _) => "closed behind a SYN proxy".into(),
+        (_, Reason::SynProxy, _) => "answered by a SYN proxy only".into(),
+        (State::Open, _, _) => "open".into(),
+        (_, Reason::Reset, Responder::Target) => "closed by the host's stack".into(),
+        (_, Reason::Reset, Responder::TargetFirewall) => "reset by a firewall on the host".into(),
+        (_, Reason::Reset, Responder::Middlebox) => match v.hops_closer() {
+            Some(n) => format!("reset by a device {}", words::HopsCloser(n)).into(),
+            None => "reset by a device on the path".into(),
+        },
+        (_, Reason::Reset, Responder::Unknown)
+            if v.has(|e| matches!(e, Evidence::ForgedUnplaced)) =>
+        {
+            "reset by a firewall (on the host or the path)".into()
+        }
+        (_, Reason::Reset, Responder::Unknown)
+            if v.has(|e| matches!(e, Evidence::Conflicting { .. })) =>
+        {
+            "reset, sender inconclusive".into()
+        }
+        (_, Reason::Reset, Responder::Unknown) => "reset (sender not attributed)".into(),
+        // What the packets show, not a cause they cannot show (a DROP rule, a host that is
+        // down, a full accept queue all look alike).
+        (_, Reason::NoResponse, _) => "unanswered".into(),
+        // The ICMP error's sender: from the capture, or (nothing captured) from the
+        // socket's error queue.
+        (State::Filtered, reason, _)
+            if (v.observed && !v.trace.is_empty()) || matches!(reason, Reason::Icmp(_)) =>
+        {
+            let captured = v
+                .trace
+                .iter()
+                .rev()
+                .find(|p| matches!(p.kind, PacketKind::Icmp(_)))
+                .map(|p| p.from);
+            let reported = || {
+                v.evidence.iter().find_map(|e| match e {
+                    Evidence::IcmpReported { from, .. } => Some(*from),
+                    _ => None,
+                })
+            };
+            match captured.or_else(reported) {
+                Some(f) if f == ip => "rejected with ICMP by the host".into(),
+                Some(f) => format!("rejected with ICMP by {f}").into(),
+                None => v.reason.name().into(),
+            }
+        }
+        (state, reason, _) => format!("{state} ({reason})").into(),
+    }
 }
 
 /// Whether the packet is an outgoing SYN after the port's first one (a retransmission or

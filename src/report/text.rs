@@ -1,15 +1,14 @@
 //! The table: one row per port — PORT, STATE, REASON, RESPONDER, TRACE — the evidence
 //! under it, then a per-target summary.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
 use super::words;
 use super::{
-    RunSummary, ScanReport, Sink, TargetReport, fmt_secs, is_repeat_syn, packet_label,
-    target_summary,
+    RunSummary, ScanReport, Sink, TargetReport, TargetSummary, fmt_secs, is_repeat_syn,
+    packet_label,
 };
 use synack_core::exchange::{Dir, PacketKind};
 use synack_core::verdict::{ConnectionVerdict, PortVerdict, Reason, State};
@@ -273,32 +272,53 @@ fn write_target(
     if let (Some(lopts), Some(d)) = (&opts.ladder, t.discovery) {
         write_discovery(out, ip, d, lopts)?;
     }
-    // Collapse big groups of one state and reason (nmap's "Not shown").
-    let mut groups: BTreeMap<(State, &str), usize> = BTreeMap::new();
+    // Collapse big groups of one state and reason (nmap's "Not shown"). Counted on the
+    // typed pair (a full-range target has 65,535 verdicts and a handful of pairs, most
+    // often in runs), then ordered by state and the reason's word.
+    let mut groups: Vec<((State, Reason), usize)> = Vec::new();
+    let mut last = usize::MAX;
+    // The summary line is gathered on the same pass.
+    let mut summary = TargetSummary::new(ip);
     for v in verdicts {
-        groups
-            .entry((v.state, v.reason.name()))
-            .and_modify(|n| *n += 1)
-            .or_insert(1);
+        summary.add(v);
+        let key = (v.state, v.reason);
+        if groups.get(last).is_none_or(|(k, _)| *k != key) {
+            last = match groups.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    groups.push((key, 0));
+                    groups.len() - 1
+                }
+            };
+        }
+        groups[last].1 += 1;
     }
-    let hidden: Vec<(State, &str)> = if opts.show_all {
+    groups.sort_by_key(|((state, reason), _)| (*state, reason.name()));
+    let hidden: Vec<(State, Reason)> = if opts.show_all {
         Vec::new()
     } else {
         groups
             .iter()
-            .filter(|((state, _), n)| **n > opts.collapse_over && *state != State::Open)
+            .filter(|((state, _), n)| *n > opts.collapse_over && *state != State::Open)
             .map(|(k, _)| *k)
             .collect()
     };
     for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
-        writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
+        writeln!(out, "Not shown: {n} {state} ports ({})", reason.name())?;
     }
     // The REASON column is as wide as this target's longest reason shown (16 at least:
     // "ack-implies-syn-ack" and "source-route-failed" are longer), as nmap sizes its own.
-    let shown = || {
-        verdicts
+    let shown_count = verdicts.len()
+        - groups
             .iter()
-            .filter(|v| !hidden.contains(&(v.state, v.reason.name())))
+            .filter(|(k, _)| hidden.contains(k))
+            .map(|(_, n)| n)
+            .sum::<usize>();
+    // (Nothing to look through when every port is in a hidden group.)
+    let shown = || {
+        verdicts[..if shown_count == 0 { 0 } else { verdicts.len() }]
+            .iter()
+            .filter(|v| !hidden.contains(&(v.state, v.reason)))
     };
     let reason_width = shown().map(|v| v.reason.name().len()).fold(16, usize::max);
     writeln!(
@@ -309,7 +329,7 @@ fn write_target(
     for v in shown() {
         write_row(out, v, opts, reason_width)?;
     }
-    writeln!(out, "{}", target_summary(ip, verdicts))?;
+    writeln!(out, "{}", summary.line())?;
     writeln!(out)
 }
 
