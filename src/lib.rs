@@ -3,6 +3,7 @@
 //! capture files, targets) is the `synack-core` crate; the command line and `synack demo`
 //! live in the binary (src/main.rs); `privilege` checks and drops root / CAP_NET_RAW.
 
+pub mod alloc;
 pub mod filter;
 pub mod finish;
 pub mod live;

@@ -4,6 +4,9 @@
 mod cli;
 mod demo;
 
+#[global_allocator]
+static ALLOCATOR: synack::alloc::Allocator = synack::alloc::Allocator;
+
 fn main() {
     std::process::exit(cli::main());
 }
