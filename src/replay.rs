@@ -232,7 +232,7 @@ pub fn replay_with(
 }
 
 /// Observations per batch from the decoding thread.
-const BATCH: usize = 1024;
+const BATCH: usize = 4096;
 
 /// What reading and decoding the files found besides the observations.
 struct Decoded {
