@@ -135,3 +135,76 @@ unsafe impl GlobalAlloc for Allocator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(p: *mut u8, len: usize) {
+        for i in (0..len).step_by(4093) {
+            // SAFETY: i < len, within the block.
+            unsafe { p.add(i).write(i as u8 ^ 0x5a) };
+        }
+    }
+
+    fn check(p: *const u8, len: usize) {
+        for i in (0..len).step_by(4093) {
+            // SAFETY: i < len, within the block.
+            assert_eq!(unsafe { p.add(i).read() }, i as u8 ^ 0x5a, "byte {i}");
+        }
+    }
+
+    /// A block keeps its contents through every kind of growing and shrinking: small to
+    /// small (glibc), small to large (copied into a mapping), large to larger (mremap),
+    /// large to small (copied back).
+    #[test]
+    fn contents_survive_growing_and_shrinking_across_the_line() {
+        let a = Allocator;
+        let small = 1 << 16;
+        let sizes = [small, 2 * small, LARGE + 1, 3 * LARGE + 12_345, small / 2];
+        let layout = |n| Layout::from_size_align(n, 8).unwrap();
+        // SAFETY: each realloc gets the block the previous call returned, with the layout
+        // it was made with; the block is freed once, with its last layout.
+        unsafe {
+            let mut p = a.alloc(layout(sizes[0]));
+            assert!(!p.is_null());
+            fill(p, sizes[0]);
+            for w in sizes.windows(2) {
+                let (old, new) = (w[0], w[1]);
+                p = a.realloc(p, layout(old), new);
+                assert!(!p.is_null());
+                check(p, old.min(new));
+                fill(p, new);
+            }
+            a.dealloc(p, layout(*sizes.last().unwrap()));
+        }
+    }
+
+    /// A large zeroed block reads as zeros, all of it.
+    #[test]
+    fn large_zeroed_blocks_are_zero() {
+        let a = Allocator;
+        let layout = Layout::from_size_align(LARGE + 100, 64).unwrap();
+        // SAFETY: the block is read within its size and freed with its layout.
+        unsafe {
+            let p = a.alloc_zeroed(layout);
+            assert!(!p.is_null());
+            assert!((0..layout.size()).step_by(511).all(|i| p.add(i).read() == 0));
+            a.dealloc(p, layout);
+        }
+    }
+
+    /// Alignments stricter than a page stay with the system allocator, and are honoured.
+    #[test]
+    fn strict_alignment_is_honoured() {
+        let a = Allocator;
+        let layout = Layout::from_size_align(LARGE, 1 << 16).unwrap();
+        // SAFETY: allocated and freed with the same layout.
+        unsafe {
+            let p = a.alloc(layout);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % (1 << 16), 0);
+            a.dealloc(p, layout);
+        }
+    }
+}
