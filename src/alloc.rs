@@ -21,7 +21,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 
 /// Blocks of at least this many bytes get their own mapping.
-const LARGE: usize = 4 << 20;
+const LARGE: usize = 8 << 20;
 
 /// A transparent huge page (x86-64 and arm64 with 4 KiB pages).
 const HUGE_PAGE: usize = 2 << 20;
@@ -189,7 +189,11 @@ mod tests {
         unsafe {
             let p = a.alloc_zeroed(layout);
             assert!(!p.is_null());
-            assert!((0..layout.size()).step_by(511).all(|i| p.add(i).read() == 0));
+            assert!(
+                (0..layout.size())
+                    .step_by(511)
+                    .all(|i| p.add(i).read() == 0)
+            );
             a.dealloc(p, layout);
         }
     }
