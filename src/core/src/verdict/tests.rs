@@ -1167,3 +1167,41 @@ fn counting_ports_orders_as_sorting_does() {
     assert!(sorted.2, "ports 4 and 5 (mod 7) have two attempts");
     assert_eq!(sorted.0.len(), idx.len());
 }
+
+proptest::proptest! {
+    /// Counting ports into place and sorting packed keys order any attempts alike (ports
+    /// repeated or not, slots in any order), and judging them either way agrees.
+    #[test]
+    fn counting_and_sorting_agree_on_any_attempts(
+        ports in proptest::collection::vec(1u16..40, 0..120),
+        shuffle in proptest::collection::vec(proptest::num::u32::ANY, 120),
+        answered in proptest::collection::vec(proptest::bool::ANY, 120),
+    ) {
+        let mut lab = Lab::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let sport = 20_000 + i as u16;
+            lab.syn(i as u64, sport, port, AF11);
+            if answered[i] {
+                lab.answer(i as u64, sport, port, RA, 63, AF11);
+            }
+        }
+        let mut attempts = lab.tracker.snapshot();
+        // Slots in any order: sorted by a random key per attempt.
+        let mut keyed: Vec<(u32, Attempt)> =
+            attempts.drain(..).enumerate().map(|(i, a)| (shuffle[i], a)).collect();
+        keyed.sort_by_key(|(k, _)| *k);
+        let attempts: Vec<Attempt> = keyed.into_iter().map(|(_, a)| a).collect();
+        let idx: Vec<u32> = (0..attempts.len() as u32).collect();
+        let order = |count_from| {
+            let (mut order, mut runs) = (Vec::new(), Vec::new());
+            let repeated = port_order(&attempts, &idx, &mut order, &mut runs, count_from);
+            (order, runs, repeated)
+        };
+        proptest::prop_assert_eq!(order(1), order(usize::MAX));
+        let judged = |parallel_from, count_ports_from| {
+            let sizes = Sizes { parallel_from, count_ports_from };
+            format!("{:?}", judge_sized(attempts.clone(), None, sizes))
+        };
+        proptest::prop_assert_eq!(judged(1, 1), judged(usize::MAX, usize::MAX));
+    }
+}
