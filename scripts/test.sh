@@ -9,8 +9,8 @@ need=()
 for tool in ip:iproute2 iptables:iptables tcpdump:tcpdump tshark:tshark nmap:nmap ndiff:ndiff xmllint:libxml2-utils setpriv:util-linux prlimit:util-linux; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
-# replay --filter links libpcap (pcap_compile, pcap_offline_filter): its headers and .so.
-[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+# replay --filter loads libpcap at run time (pcap_compile, pcap_offline_filter).
+ldconfig -p 2>/dev/null | grep -q 'libpcap\.so\.0\.8' || need+=(libpcap0.8)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
