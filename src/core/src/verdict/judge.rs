@@ -16,8 +16,8 @@ pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerd
     judge_owned(attempts.to_vec(), live)
 }
 
-/// [`judge_all`], consuming the attempts: each port's attempts are freed as soon as its
-/// verdict is made, so a full-range scan does not hold both at once.
+/// [`judge_all`], consuming the attempts: each port's packets become its verdict's trace
+/// (moved, not copied), so a full-range scan does not hold them twice.
 pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<PortVerdict> {
     judge_sized(attempts, live, Sizes::default())
 }
