@@ -11,11 +11,14 @@
 //! alone (mimalloc's large pages commit eagerly and raised the peak memory past the
 //! project's bound).
 //!
-//! Small blocks are glibc's, unchanged. A large block is a private anonymous mapping
-//! rounded up to whole 2 MiB pages (the kernel places such mappings on 2 MiB boundaries),
-//! advised with `MADV_HUGEPAGE`; the kernel still backs it lazily and falls back to small
-//! pages when no huge page is free, so this changes speed only, never what a program may
-//! allocate. Growing a large block moves its mapping (`mremap`), without copying.
+//! Small blocks are glibc's, unchanged. A large block is a private anonymous mapping of
+//! whole 4 KiB pages advised with `MADV_HUGEPAGE`: the kernel backs each 2 MiB-aligned
+//! stretch inside it with one huge page when it is first touched, and the ends (less than
+//! 2 MiB each) with small pages, so a block never holds more memory than it touches
+//! (rounding blocks up to whole huge pages had cost 2 MB of a full-range scan's peak).
+//! The kernel still backs it lazily and falls back to small pages when no huge page is
+//! free: this changes speed only, never what a program may allocate. Growing a large block
+//! moves its mapping (`mremap`), without copying.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
@@ -23,19 +26,19 @@ use std::ptr;
 /// Blocks of at least this many bytes get their own mapping.
 const LARGE: usize = 8 << 20;
 
-/// A transparent huge page (x86-64 and arm64 with 4 KiB pages).
-const HUGE_PAGE: usize = 2 << 20;
+/// The unit of a mapping.
+const PAGE: usize = 4096;
 
 /// The allocator; `main.rs` installs it with `#[global_allocator]`.
 pub struct Allocator;
 
 fn is_large(size: usize, align: usize) -> bool {
     // mmap gives page alignment; anything stricter stays with the system allocator.
-    size >= LARGE && align <= 4096
+    size >= LARGE && align <= PAGE
 }
 
 fn mapped_len(size: usize) -> usize {
-    size.div_ceil(HUGE_PAGE) * HUGE_PAGE
+    size.div_ceil(PAGE) * PAGE
 }
 
 fn map(size: usize) -> *mut u8 {
