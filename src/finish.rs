@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashSet;
 use synack_core::exchange::{Attempt, MAX_ATTEMPTS, TrackerStats};
-use synack_core::verdict::{LiveFacts, PortVerdict, judge_connections, judge_owned};
+use synack_core::verdict::{LiveFacts, PortVerdict, judge_connections, judge_target};
 
 use crate::report::{RunSummary, Sink, TargetReport, words};
 
@@ -145,7 +145,7 @@ impl<'s> Run<'s> {
             }
             return;
         }
-        let mut verdicts = judge_owned(attempts, live);
+        let mut verdicts = judge_target(ip, attempts, live);
         if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
             for c in live.calibration.iter().filter(|c| c.ip() == ip) {
                 self.summary.notes.push(words::calibration_probed(*c));

@@ -297,21 +297,63 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Counts one target's verdicts in.
+    /// Counts one target's verdicts in (a full-range target's on every core: it is a
+    /// pass over 11 MB of verdicts).
     pub fn add(&mut self, verdicts: &[PortVerdict]) {
+        use rayon::prelude::*;
+        let tally = if verdicts.len() >= 4096 {
+            verdicts
+                .par_chunks(4096)
+                .map(Tally::of)
+                .reduce(Tally::default, Tally::sum)
+        } else {
+            Tally::of(verdicts)
+        };
         self.ports += verdicts.len();
+        self.open += tally.open;
+        self.closed += tally.closed;
+        self.filtered += tally.filtered;
+        self.changed_on_retry += tally.changed_on_retry;
+        self.maybe_suppressed += tally.maybe_suppressed;
+    }
+}
+
+/// [`RunSummary::add`]'s counts of some verdicts.
+#[derive(Clone, Copy, Default)]
+struct Tally {
+    open: usize,
+    closed: usize,
+    filtered: usize,
+    changed_on_retry: usize,
+    maybe_suppressed: usize,
+}
+
+impl Tally {
+    fn of(verdicts: &[PortVerdict]) -> Tally {
+        let mut t = Tally::default();
         for v in verdicts {
             match v.state {
-                State::Open => self.open += 1,
-                State::Closed => self.closed += 1,
-                State::Filtered => self.filtered += 1,
+                State::Open => t.open += 1,
+                State::Closed => t.closed += 1,
+                State::Filtered => t.filtered += 1,
             }
             if v.has(|e| matches!(e, Evidence::AnsweredOnSlowRetry { .. })) {
-                self.changed_on_retry += 1;
+                t.changed_on_retry += 1;
             }
             if v.note == Some(Note::MaybeSuppressedReject) {
-                self.maybe_suppressed += 1;
+                t.maybe_suppressed += 1;
             }
+        }
+        t
+    }
+
+    fn sum(a: Tally, b: Tally) -> Tally {
+        Tally {
+            open: a.open + b.open,
+            closed: a.closed + b.closed,
+            filtered: a.filtered + b.filtered,
+            changed_on_retry: a.changed_on_retry + b.changed_on_retry,
+            maybe_suppressed: a.maybe_suppressed + b.maybe_suppressed,
         }
     }
 }

@@ -203,11 +203,16 @@ impl Stream {
     pub fn finish(mut self) -> Vec<FinalTarget> {
         let rest = std::mem::take(&mut self.tracker).drain();
         // The usual end of a capture of one target: its attempts go over whole, not one
-        // by one into a growing list.
-        let one_target = rest
-            .first()
-            .map(|a| a.key.target.ip())
-            .filter(|ip| rest.iter().all(|a| a.key.target.ip() == *ip));
+        // by one into a growing list. Every attempt in flight started for a target here,
+        // so one target holding as many in flight as there are is all of them (and the
+        // 65,535 need not be looked at).
+        let one_target = match (self.targets.len(), self.targets.iter().next()) {
+            (1, Some((ip, t))) if t.in_flight as usize == rest.len() => Some(*ip),
+            _ => rest
+                .first()
+                .map(|a| a.key.target.ip())
+                .filter(|ip| rest.iter().all(|a| a.key.target.ip() == *ip)),
+        };
         match one_target {
             Some(ip) => {
                 let t = self.targets.entry(ip).or_default();

@@ -19,7 +19,19 @@ pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerd
 /// [`judge_all`], consuming the attempts: each port's packets become its verdict's trace
 /// (moved, not copied), so a full-range scan does not hold them twice.
 pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<PortVerdict> {
-    judge_sized(attempts, live, Sizes::default())
+    judge_sized(attempts, None, live, Sizes::default())
+}
+
+/// [`judge_owned`] for attempts that are all at `ip` (a stream's final target, a live
+/// scan's target taken from its tracker): they are not looked through for their
+/// addresses first.
+pub fn judge_target(
+    ip: IpAddr,
+    attempts: Vec<Attempt>,
+    live: Option<&LiveFacts>,
+) -> Vec<PortVerdict> {
+    debug_assert!(attempts.iter().all(|a| a.key.target.ip() == ip));
+    judge_sized(attempts, Some(ip), live, Sizes::default())
 }
 
 /// From what size judging changes method; the methods give the same verdicts (tests
@@ -45,12 +57,16 @@ impl Default for Sizes {
 
 pub(super) fn judge_sized(
     mut attempts: Vec<Attempt>,
+    at: Option<IpAddr>,
     live: Option<&LiveFacts>,
     sizes: Sizes,
 ) -> Vec<PortVerdict> {
     // Target addresses in SocketAddr's order (IPv4 before IPv6, then by address), each
     // with its attempts.
-    let ips = by_address(&attempts);
+    let ips = match at {
+        Some(ip) if !attempts.is_empty() => vec![(ip, (0..attempts.len() as u32).collect())],
+        _ => by_address(&attempts),
+    };
     // Baselines per target address, from all its attempts; and the attempts by address,
     // then port, then in the order they were made. Both only read the attempts: a large
     // capture computes them side by side.

@@ -1111,8 +1111,8 @@ fn counted_parallel_judging_matches_the_sorted_serial_way() {
             parallel_from: 1,
             count_ports_from: 1,
         };
-        let a = judge_sized(attempts.clone(), live, serial);
-        let b = judge_sized(attempts, live, parallel);
+        let a = judge_sized(attempts.clone(), None, live, serial);
+        let b = judge_sized(attempts, None, live, parallel);
         (format!("{a:?}"), format!("{b:?}"), a.len())
     };
     let tracker = mixed_capture(600);
@@ -1200,8 +1200,12 @@ proptest::proptest! {
         proptest::prop_assert_eq!(order(1), order(usize::MAX));
         let judged = |parallel_from, count_ports_from| {
             let sizes = Sizes { parallel_from, count_ports_from };
-            format!("{:?}", judge_sized(attempts.clone(), None, sizes))
+            format!("{:?}", judge_sized(attempts.clone(), None, None, sizes))
         };
         proptest::prop_assert_eq!(judged(1, 1), judged(usize::MAX, usize::MAX));
+        // Told the one address they are all at, the same verdicts.
+        let at = Some(std::net::IpAddr::from(TARGET));
+        let told = judge_sized(attempts.clone(), at, None, Sizes::default());
+        proptest::prop_assert_eq!(format!("{told:?}"), judged(usize::MAX, usize::MAX));
     }
 }
