@@ -311,23 +311,10 @@ impl Exclusions {
         for raw in specs {
             let spec = raw.trim();
             if let Some((addr_text, prefix_text)) = spec.rsplit_once('/') {
-                let bad = |reason: &str| SpecError::InvalidCidr {
-                    block: spec.into(),
-                    reason: reason.into(),
-                };
-                let addr = match parse_literal(addr_text) {
-                    Ok(Some(a)) => a,
-                    _ => return Err(bad("the address must be an IPv4 or IPv6 literal")),
-                };
-                let bits: u8 = if addr.is_ipv4() { 32 } else { 128 };
-                match prefix_text.parse::<u8>() {
-                    Ok(p) if p <= bits && prefix_text.bytes().all(|b| b.is_ascii_digit()) => {
-                        blocks.push((addr, p))
-                    }
-                    _ => return Err(bad(&format!("prefix length must be 0 to {bits}"))),
-                }
+                let (addr, prefix) = parse_block(spec, addr_text, prefix_text)?;
+                blocks.push((addr, prefix as u8));
             } else if let Some(addr) = parse_literal(spec)? {
-                blocks.push((addr, if addr.is_ipv4() { 32 } else { 128 }));
+                blocks.push((addr, address_bits(addr) as u8));
             } else {
                 check_hostname(spec)?;
                 let addrs = resolver
@@ -336,11 +323,7 @@ impl Exclusions {
                         host: spec.into(),
                         reason,
                     })?;
-                blocks.extend(
-                    addrs
-                        .into_iter()
-                        .map(|a| (a, if a.is_ipv4() { 32 } else { 128 })),
-                );
+                blocks.extend(addrs.into_iter().map(|a| (a, address_bits(a) as u8)));
             }
         }
         Ok(Exclusions(blocks))
@@ -532,8 +515,13 @@ fn parse_literal(spec: &str) -> Result<Option<IpAddr>, SpecError> {
     Ok(spec.parse::<Ipv4Addr>().ok().map(IpAddr::V4))
 }
 
-/// Expands the CIDR block `spec` = `addr_text/prefix_text`.
-fn parse_cidr(spec: &str, addr_text: &str, prefix_text: &str) -> Result<Vec<IpAddr>, SpecError> {
+/// The bits of an address of `addr`'s family: 32 or 128.
+fn address_bits(addr: IpAddr) -> u32 {
+    if addr.is_ipv4() { 32 } else { 128 }
+}
+
+/// Reads the CIDR block `spec` = `addr_text/prefix_text`: its address and prefix length.
+fn parse_block(spec: &str, addr_text: &str, prefix_text: &str) -> Result<(IpAddr, u32), SpecError> {
     let bad = |reason: &str| SpecError::InvalidCidr {
         block: spec.into(),
         reason: reason.into(),
@@ -542,15 +530,21 @@ fn parse_cidr(spec: &str, addr_text: &str, prefix_text: &str) -> Result<Vec<IpAd
         Ok(Some(a)) => a,
         _ => return Err(bad("the address must be an IPv4 or IPv6 literal")),
     };
-    let bits: u32 = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = address_bits(addr);
     let range_msg = format!("prefix length must be 0 to {bits}");
     if prefix_text.is_empty() || !prefix_text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad(&range_msg));
     }
-    let prefix = match prefix_text.parse::<u32>() {
-        Ok(p) if p <= bits => p,
-        _ => return Err(bad(&range_msg)),
-    };
+    match prefix_text.parse::<u32>() {
+        Ok(p) if p <= bits => Ok((addr, p)),
+        _ => Err(bad(&range_msg)),
+    }
+}
+
+/// Expands the CIDR block `spec` = `addr_text/prefix_text`.
+fn parse_cidr(spec: &str, addr_text: &str, prefix_text: &str) -> Result<Vec<IpAddr>, SpecError> {
+    let (addr, prefix) = parse_block(spec, addr_text, prefix_text)?;
+    let bits = address_bits(addr);
     let host_bits = bits - prefix;
     if host_bits > MAX_CIDR_ADDRESSES.trailing_zeros() {
         return Err(SpecError::CidrTooLarge {
