@@ -214,6 +214,20 @@ struct Host {
     done: bool,
 }
 
+impl Host {
+    /// A connect() probe to `port` of this round was answered: a round trip for the
+    /// estimate, and the host's proof unless it has one.
+    fn answered_tcp(&mut self, port: u16, answer: HostAnswer, rtt: &mut RttEstimator) {
+        let elapsed = self.round_started.elapsed();
+        rtt.sample(elapsed);
+        self.up.get_or_insert(HostProof {
+            probe: HostProbe::Tcp(port),
+            answer,
+            rtt: elapsed,
+        });
+    }
+}
+
 /// The identifier of our echo and timestamp requests on a raw socket.
 fn ident() -> u16 {
     (std::process::id() & 0xffff) as u16
@@ -290,13 +304,7 @@ pub(super) fn discover_group(
                     }
                     Ok(Connect::Answered(answer, local)) => {
                         h.flows.push(local);
-                        let elapsed = h.round_started.elapsed();
-                        rtt.sample(elapsed);
-                        h.up.get_or_insert(HostProof {
-                            probe: HostProbe::Tcp(port),
-                            answer,
-                            rtt: elapsed,
-                        });
+                        h.answered_tcp(port, answer, rtt);
                     }
                     Ok(Connect::Failed) => {}
                     Err(e) => return Err(e),
@@ -375,13 +383,7 @@ pub(super) fn discover_group(
                 let _ = sys::set_linger_zero(&fd);
             }
             if let Some(answer) = answer {
-                let elapsed = h.round_started.elapsed();
-                rtt.sample(elapsed);
-                h.up.get_or_insert(HostProof {
-                    probe: HostProbe::Tcp(port),
-                    answer,
-                    rtt: elapsed,
-                });
+                h.answered_tcp(port, answer, rtt);
             }
         }
         // Hosts proven up are done; hosts past their deadline retry once, then are down.
