@@ -216,11 +216,13 @@ pub(super) fn port_order(
         // Unstable is enough: (key, index) pairs are distinct, and equal keys keep their
         // index order.
         keyed.sort_unstable();
+        let ports_before = runs.len();
         for run in keyed.chunk_by(|a, b| a.0 >> 48 == b.0 >> 48) {
             runs.push(run.len() as u32);
         }
         order.extend(keyed.iter().map(|&(_, i)| i));
-        return keyed.len() > runs.len();
+        // (`runs` holds the addresses before this one too.)
+        return keyed.len() > runs.len() - ports_before;
     }
     // start[p]..start[p + 1]: where port p's attempts go.
     let mut start = vec![0u32; 65_537];

@@ -299,6 +299,31 @@ fn a_capture_shows_rate_limiting_and_silent_ports_say_they_may_be_rejects() {
     assert_eq!(port(&vs, 1001).note, None);
 }
 
+/// The rate limiting shows on a target judged after another (a capture of two targets):
+/// whether a port was tried twice is read from that target's attempts alone.
+#[test]
+fn rate_limiting_shows_on_the_second_of_two_targets() {
+    let mut lab = Lab::new();
+    // A lower address, judged first: three ports, each tried once and reset.
+    let first = [198, 18, 1, 9];
+    for port in [10u16, 11, 12] {
+        let seq = 5000 + u32::from(port);
+        let syn = TcpSpec::new(30_000 + port, port, SYN).seq(seq);
+        lab.feed(0, tcp_v4(SCANNER, first, syn).tos(AF11).raw());
+        let rst = TcpSpec::new(port, 30_000 + port, RA).ack(seq + 1);
+        lab.feed(0, tcp_v4(first, SCANNER, rst).ttl(63).raw());
+    }
+    lab.syn(0, 41000, 1000, AF11);
+    lab.icmp(1, TARGET, 41000, 1000, 3);
+    lab.syn(2, 41001, 1001, AF11);
+    lab.syn(3, 41002, 1002, AF11);
+    lab.syn(1500, 41003, 1001, AF11);
+    lab.icmp(1501, TARGET, 41003, 1001, 3);
+    let vs = lab.verdicts();
+    assert_eq!(vs.len(), 6);
+    assert_eq!(port(&vs, 1002).note, Some(Note::MaybeSuppressedReject));
+}
+
 fn live_facts(target: &str, records: Vec<ProbeRecord>, captured: bool) -> LiveFacts {
     let mut probes = rustc_hash::FxHashMap::default();
     probes.insert(target.parse().unwrap(), records.into());
