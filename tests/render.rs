@@ -829,3 +829,36 @@ proptest! {
         prop_assert!(!e.is_empty());
     }
 }
+
+/// "Not shown" groups ports by the reason's word, as nmap does: a router's ICMP
+/// host-unreach and connect()'s EHOSTUNREACH (two reasons with one word) are one group.
+#[test]
+fn not_shown_groups_reasons_by_their_word() {
+    let mut verdicts = Vec::new();
+    for port in 1000..1060u16 {
+        let mut v = not_observed();
+        v.target.set_port(port);
+        v.state = State::Filtered;
+        v.reason = if port % 2 == 0 {
+            Reason::HostUnreach
+        } else {
+            Reason::Icmp(icmp_kind(false, 3, 1))
+        };
+        verdicts.push(v);
+    }
+    assert_eq!(verdicts[0].reason.name(), verdicts[1].reason.name());
+    let report = ScanReport {
+        verdicts,
+        ..ScanReport::default()
+    };
+    let mut out = Vec::new();
+    text::write(&mut out, &report, &TextOptions::default()).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let shown: Vec<&str> = out.lines().filter(|l| l.starts_with("Not shown")).collect();
+    assert_eq!(
+        shown,
+        ["Not shown: 60 filtered ports (host-unreach)"],
+        "{out}"
+    );
+    assert!(!out.lines().any(|l| l.contains("/tcp")), "{out}");
+}

@@ -272,16 +272,17 @@ fn write_target(
     if let (Some(lopts), Some(d)) = (&opts.ladder, t.discovery) {
         write_discovery(out, ip, d, lopts)?;
     }
-    // Collapse big groups of one state and reason (nmap's "Not shown"). Counted on the
-    // typed pair (a full-range target has 65,535 verdicts and a handful of pairs, most
-    // often in runs), then ordered by state and the reason's word.
-    let mut groups: Vec<((State, Reason), usize)> = Vec::new();
+    // Collapse big groups of one state and reason (nmap's "Not shown"), by the reason's
+    // word: a router's ICMP host-unreach and the errno's are one group, as nmap shows
+    // them. Counted in a short list (a full-range target has 65,535 verdicts, a handful
+    // of groups, most often in runs), then ordered by state and word.
+    let mut groups: Vec<((State, &'static str), usize)> = Vec::new();
     let mut last = usize::MAX;
     // The summary line is gathered on the same pass.
     let mut summary = TargetSummary::new(ip);
     for v in verdicts {
         summary.add(v);
-        let key = (v.state, v.reason);
+        let key = (v.state, v.reason.name());
         if groups.get(last).is_none_or(|(k, _)| *k != key) {
             last = match groups.iter().position(|(k, _)| *k == key) {
                 Some(i) => i,
@@ -293,8 +294,8 @@ fn write_target(
         }
         groups[last].1 += 1;
     }
-    groups.sort_by_key(|((state, reason), _)| (*state, reason.name()));
-    let hidden: Vec<(State, Reason)> = if opts.show_all {
+    groups.sort_by_key(|(key, _)| *key);
+    let hidden: Vec<(State, &str)> = if opts.show_all {
         Vec::new()
     } else {
         groups
@@ -304,7 +305,7 @@ fn write_target(
             .collect()
     };
     for ((state, reason), n) in groups.iter().filter(|(k, _)| hidden.contains(k)) {
-        writeln!(out, "Not shown: {n} {state} ports ({})", reason.name())?;
+        writeln!(out, "Not shown: {n} {state} ports ({reason})")?;
     }
     // The REASON column is as wide as this target's longest reason shown (16 at least:
     // "ack-implies-syn-ack" and "source-route-failed" are longer), as nmap sizes its own.
@@ -318,7 +319,7 @@ fn write_target(
     let shown = || {
         verdicts[..if shown_count == 0 { 0 } else { verdicts.len() }]
             .iter()
-            .filter(|v| !hidden.contains(&(v.state, v.reason)))
+            .filter(|v| !hidden.contains(&(v.state, v.reason.name())))
     };
     let reason_width = shown().map(|v| v.reason.name().len()).fold(16, usize::max);
     writeln!(

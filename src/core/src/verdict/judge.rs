@@ -328,7 +328,7 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
     let mut memos: FxHashMap<IpAddr, RstMemo> = FxHashMap::default();
     let mut out: Vec<ConnectionVerdict> = attempts
         .into_iter()
-        .map(|a| {
+        .map(|mut a| {
             let ip = a.key.target.ip();
             let client = a.key.scanner;
             let syns = a.syns_sent() as u32;
@@ -340,7 +340,6 @@ pub fn judge_connections(attempts: Vec<Attempt>) -> Vec<ConnectionVerdict> {
                 live: None,
                 rate_limited: false,
             };
-            let mut a = a;
             let verdict = judge_port(a.key.target, &mut [&mut a], &ctx, memo);
             ConnectionVerdict {
                 client,
