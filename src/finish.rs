@@ -117,8 +117,9 @@ impl<'s> Run<'s> {
         }
     }
 
-    /// Judges one final target's attempts (with the prober's records when live) and
-    /// writes its report. Calibration ports informed the baseline; they become notes, not
+    /// Judges one final target's attempts — every one of them at `ip`, as a stream's final
+    /// target and a live scan's taken target are — (with the prober's records when live)
+    /// and writes its report. Calibration ports informed the baseline; they become notes, not
     /// rows.
     /// `discovery`: the host's discovery exchange, shown with its report under `--ladder`.
     pub fn target(
