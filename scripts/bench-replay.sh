@@ -166,37 +166,34 @@ log "$FILE: $packets packets, $size bytes"
 # Sanity: the replay sees what the scan saw.
 "$SYNACK" replay "$FILE" --json | tail -n 1 | sed 's/^/replay summary: /'
 
-if command -v hyperfine >/dev/null; then
-    hyperfine --shell=none --output=null --warmup 2 --runs "$runs" \
-        --export-json "$WORK/hf.json" \
-        --command-name synack "$SYNACK replay $FILE" \
-        --command-name synack-json "$SYNACK replay $FILE --json" \
-        --command-name tcpdump "tcpdump -n -r $FILE" >&2
-    read -r t_synack t_json t_tcpdump < <(python3 -c '
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print(r["synack"]["mean"], r["synack-json"]["mean"], r["tcpdump"]["mean"])' "$WORK/hf.json")
-    method="hyperfine, mean of $runs runs after 2 warm-ups"
-else
-    # The fastest of N runs of each, alternating, timed with date.
-    best() {
-        local min= i t0 t1 t
-        for ((i = 0; i < runs; i++)); do
-            t0=$(date +%s.%N)
-            "$@" >/dev/null 2>&1
-            t1=$(date +%s.%N)
-            t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-            if [[ -z $min ]] || awk -v t="$t" -v m="$min" 'BEGIN { exit !(t < m) }'; then
-                min=$t
-            fi
-        done
-        echo "$min"
-    }
-    t_synack=$(best "$SYNACK" replay "$FILE")
-    t_json=$(best "$SYNACK" replay "$FILE" --json)
-    t_tcpdump=$(best tcpdump -n -r "$FILE")
-    method="date +%s.%N, fastest of $runs runs"
-fi
+# Rounds of one run of each, in an order that rotates every round, so that the machine's
+# slow and fast spells fall on all three alike. Each run is timed with bash's own clock
+# ($EPOCHREALTIME: no `date` process inside the measured time, which had added a
+# millisecond or two to every run). The fastest run of each is compared, and the median
+# too.
+cmds=(table json tcpdump)
+: >"$WORK/times"
+for ((i = 0; i < runs; i++)); do
+    for ((k = 0; k < 3; k++)); do
+        c=${cmds[(i + k) % 3]}
+        t0=$EPOCHREALTIME
+        case $c in
+            table) "$SYNACK" replay "$FILE" ;;
+            json) "$SYNACK" replay "$FILE" --json ;;
+            tcpdump) tcpdump -n -r "$FILE" ;;
+        esac >/dev/null 2>&1
+        t1=$EPOCHREALTIME
+        echo "$c $t0 $t1" >>"$WORK/times"
+    done
+done
+read -r t_synack t_json t_tcpdump m_synack m_json m_tcpdump < <(python3 -c '
+import statistics, sys
+t = {"table": [], "json": [], "tcpdump": []}
+for line in open(sys.argv[1]):
+    c, a, b = line.split()
+    t[c].append(float(b) - float(a))
+print(*[min(t[c]) for c in ("table", "json", "tcpdump")], *[statistics.median(t[c]) for c in ("table", "json", "tcpdump")])' "$WORK/times")
+method="fastest of $runs interleaved rounds"
 
 if [[ ! -x /usr/bin/time ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     log "installing GNU time for the peak RSS"
@@ -215,16 +212,19 @@ else
     rss_kb=? rss_tcpdump_kb=?
 fi
 
-python3 - "$packets" "$t_synack" "$t_tcpdump" "$rss_kb" "$rss_tcpdump_kb" "$method" "$t_json" <<'EOF'
+python3 - "$packets" "$t_synack" "$t_tcpdump" "$rss_kb" "$rss_tcpdump_kb" "$method" "$t_json" \
+    "$m_synack" "$m_json" "$m_tcpdump" <<'EOF'
 import sys
 packets, ts, tt = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 rss, rss_t, method, tj = sys.argv[4], sys.argv[5], sys.argv[6], float(sys.argv[7])
+ms, mj, mt = float(sys.argv[8]), float(sys.argv[9]), float(sys.argv[10])
 pps, ratio = packets / ts, ts / tt
 print(f"packets:          {packets}")
 print(f"synack replay:    {ts * 1000:.1f} ms  ({pps / 1e6:.2f} M packets/s)  [{method}]  (table)")
 print(f"  with --json:    {tj * 1000:.1f} ms  ({packets / tj / 1e6:.2f} M packets/s, {tj / tt:.3f}x tcpdump)")
 print(f"tcpdump -n -r:    {tt * 1000:.1f} ms  ({packets / tt / 1e6:.2f} M packets/s)")
 print(f"ratio:            {ratio:.3f}x tcpdump's time")
+print(f"medians:          table {ms * 1000:.1f} ms ({ms / mt:.3f}x), --json {mj * 1000:.1f} ms ({mj / mt:.3f}x), tcpdump {mt * 1000:.1f} ms")
 print(f"peak RSS:         synack {rss} KiB, tcpdump {rss_t} KiB")
 ok_pps, ok_ratio = pps >= 2e6, ratio <= 0.1
 print(f"target >= 2 M packets/s:     {'met' if ok_pps else 'MISSED'}")
