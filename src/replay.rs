@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use synack_core::capfile::{CapfileError, CaptureReader};
 use synack_core::decode::{Observation, Skip, decode};
+use synack_core::exchange::KeyHashes;
 use synack_core::frame::Timestamp;
 use synack_core::stream::{FinalTarget, Stream, Timeouts};
 
@@ -139,7 +140,7 @@ pub fn replay_with(
     } = opts;
     let mut run = Run::new(sink, BTreeMap::new(), true);
     run.set_connections(connections);
-    let mut stream = Stream::new(Timeouts::default());
+    let mut stream = Stream::with_capacity(Timeouts::default(), expected_attempts(&readers));
     let emit = |run: &mut Run, done: Vec<FinalTarget>| {
         for t in done {
             run.target(t.ip, t.attempts, None, None);
@@ -159,14 +160,17 @@ pub fn replay_with(
         (decoded, false)
     } else {
         std::thread::scope(|s| {
-            let (tx, rx) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(4);
-            let (recycle, empties) = crossbeam_channel::bounded::<Vec<(Timestamp, Observation)>>(6);
+            let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded1>>(4);
+            let (recycle, empties) = crossbeam_channel::bounded::<Vec<Decoded1>>(6);
             let decoder = std::thread::Builder::new()
                 .name("decode".into())
                 .spawn_scoped(s, move || {
                     let mut batch = Vec::with_capacity(BATCH);
                     let decoded = decode_files(readers, filter, stop, |ts, obs| {
-                        batch.push((ts, obs));
+                        // The tracker's hashes too: this thread has time to spare, the
+                        // matching one has not.
+                        let hashes = KeyHashes::of(&obs);
+                        batch.push((ts, obs, hashes));
                         if batch.len() < BATCH {
                             return true;
                         }
@@ -186,8 +190,8 @@ pub fn replay_with(
                     stopped_here = true;
                     break;
                 }
-                for (ts, obs) in batch.drain(..) {
-                    emit(&mut run, stream.observe(ts, &obs));
+                for (ts, obs, hashes) in batch.drain(..) {
+                    emit(&mut run, stream.observe_hashed(ts, &obs, hashes));
                 }
                 if run.failed() {
                     break;
@@ -230,6 +234,21 @@ pub fn replay_with(
     };
     run.end(stats, elapsed, 0, interrupted)
 }
+
+/// How many attempts the files may hold in flight at once, to size the tracker's tables
+/// from the start: a full-range capture's 65,535 grew them eight times, copying each time.
+/// An attempt is a SYN and its answer, about 160 bytes of capture; the guess is capped
+/// where a table's unused part would start to cost memory (a longer capture holds only
+/// what is in flight, the rest having ended), and is 0 for a pipe.
+fn expected_attempts(readers: &[CaptureReader]) -> usize {
+    const BYTES_PER_ATTEMPT: u64 = 160;
+    const MOST: u64 = 1 << 17;
+    let bytes: u64 = readers.iter().filter_map(CaptureReader::file_size).sum();
+    (bytes / BYTES_PER_ATTEMPT).min(MOST) as usize
+}
+
+/// An observation as the decoding thread hands it over.
+type Decoded1 = (Timestamp, Observation, KeyHashes);
 
 /// Observations per batch from the decoding thread.
 const BATCH: usize = 4096;

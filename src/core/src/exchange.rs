@@ -190,6 +190,9 @@ pub struct Attempt {
     serial: u64,
 }
 
+/// The serial of [`Attempt::vacant`]: serials count attempts from 0 and never reach it.
+const VACANT: u64 = u64::MAX;
+
 impl Attempt {
     fn new(key: FlowKey, started: Timestamp) -> Self {
         Attempt {
@@ -204,6 +207,30 @@ impl Attempt {
             last_seen: started,
             serial: 0,
         }
+    }
+
+    /// What a tracker's slot holds once its attempt was taken out: no attempt (its serial
+    /// is no attempt's, and it owns no memory).
+    fn vacant() -> Self {
+        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+        Attempt {
+            key: FlowKey {
+                scanner: nowhere,
+                target: nowhere,
+            },
+            started: Timestamp(0),
+            isn: None,
+            packets: Vec::new(),
+            dropped_packets: 0,
+            answered: false,
+            closed: false,
+            last_seen: Timestamp(0),
+            serial: VACANT,
+        }
+    }
+
+    fn is_vacant(&self) -> bool {
+        self.serial == VACANT
     }
 
     fn push(&mut self, p: TracePacket) {
@@ -239,6 +266,49 @@ pub struct TrackerStats {
     pub attempts_not_kept: u64,
 }
 
+/// The tracker's hashes of an observation's 4-tuple, as sent (`fwd`) and reversed
+/// (`rev`); for an ICMP error, of the quoted 4-tuple. Pure, so a replay computes them on
+/// its decoding thread, while the matching thread is busy with the previous batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyHashes {
+    fwd: u32,
+    rev: u32,
+}
+
+impl KeyHashes {
+    pub fn of(obs: &Observation) -> Self {
+        match obs {
+            Observation::Tcp(seg) => {
+                let (src, dst) = (
+                    SocketAddr::new(seg.ip.src, seg.sport),
+                    SocketAddr::new(seg.ip.dst, seg.dport),
+                );
+                KeyHashes {
+                    fwd: Tracker::hash(&FlowKey {
+                        scanner: src,
+                        target: dst,
+                    }),
+                    rev: Tracker::hash(&FlowKey {
+                        scanner: dst,
+                        target: src,
+                    }),
+                }
+            }
+            Observation::Icmp(err) => {
+                let q = &err.quoted;
+                KeyHashes {
+                    fwd: Tracker::hash(&FlowKey {
+                        scanner: SocketAddr::new(q.src, q.sport),
+                        target: SocketAddr::new(q.dst, q.dport),
+                    }),
+                    rev: 0,
+                }
+            }
+            Observation::Ping(_) => KeyHashes::default(),
+        }
+    }
+}
+
 /// Groups observations into attempts.
 #[derive(Debug, Default)]
 pub struct Tracker {
@@ -247,8 +317,10 @@ pub struct Tracker {
     /// 65,535 keys of 64 bytes that the slots already hold); the stored hash lets it grow
     /// without reading every slot again.
     by_key: HashTable<(u32, u32)>,
-    /// Attempts in flight; `None` where one was taken out (reused through `free`).
-    slots: Vec<Option<Attempt>>,
+    /// Attempts in flight; [`Attempt::vacant`] where one was taken out (reused through
+    /// `free`). Not `Option<Attempt>`: a capture's end hands the slots over as they are
+    /// when none is vacant (a full-range capture's 65,535), without moving each out.
+    slots: Vec<Attempt>,
     free: Vec<u32>,
     /// Attempts in the slots.
     live: usize,
@@ -307,9 +379,9 @@ impl Tracker {
         u64::from(h).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
-    fn find(&self, key: &FlowKey) -> Option<usize> {
+    /// The slot of the attempt on `key`, whose hash is `h`.
+    fn find_hashed(&self, key: &FlowKey, h: u32) -> Option<usize> {
         let slots = &self.slots;
-        let h = Self::hash(key);
         self.by_key
             .find(Self::spread(h), |&(i, stored)| {
                 stored == h && key_of(slots, i) == Some(key)
@@ -318,24 +390,22 @@ impl Tracker {
     }
 
     fn slot(&mut self, idx: usize) -> &mut Attempt {
-        self.slots[idx]
-            .as_mut()
-            .expect("the table points at live slots")
+        let a = &mut self.slots[idx];
+        debug_assert!(!a.is_vacant(), "the table points at live slots");
+        a
     }
 
     /// The attempt in `slot`, if it is the one with `serial`.
     pub fn get(&self, slot: u32, serial: u64) -> Option<&Attempt> {
-        self.slots
-            .get(slot as usize)?
-            .as_ref()
-            .filter(|a| a.serial == serial)
+        // (A vacant slot's serial is no attempt's.)
+        self.slots.get(slot as usize).filter(|a| a.serial == serial)
     }
 
     /// Takes the attempt in `slot` out (if it is the one with `serial`): later packets of
     /// its 4-tuple no longer join it.
     pub fn take(&mut self, slot: u32, serial: u64) -> Option<Attempt> {
         self.get(slot, serial)?;
-        let a = self.slots[slot as usize].take()?;
+        let a = std::mem::replace(&mut self.slots[slot as usize], Attempt::vacant());
         if let Ok(entry) = self
             .by_key
             .find_entry(Self::spread(Self::hash(&a.key)), |&(i, _)| i == slot)
@@ -356,8 +426,8 @@ impl Tracker {
                 .slots
                 .iter()
                 .enumerate()
-                .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
-                .filter(|(_, a)| a.key.target.ip() == ip)
+                .filter(|(_, a)| !a.is_vacant() && a.key.target.ip() == ip)
+                .map(|(i, a)| (i as u32, a))
                 .map(|(i, a)| (i, a.serial))
                 .collect(),
         };
@@ -365,10 +435,7 @@ impl Tracker {
             // Every attempt in flight is this target's (a one-host scan): the slots are
             // handed over whole and emptied in place, rather than taken out one by one
             // (a hash-table removal each) into a second vector as large.
-            let mut out: Vec<Attempt> = std::mem::take(&mut self.slots)
-                .into_iter()
-                .flatten()
-                .collect();
+            let mut out = live_only(std::mem::take(&mut self.slots), self.live);
             out.sort_unstable_by_key(|a| a.serial);
             self.live = 0;
             self.free = Vec::new();
@@ -412,9 +479,8 @@ impl Tracker {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
-            .filter(|(_, a)| !a.closed && now.since(a.last_seen) >= idle_ns)
-            .map(|(i, a)| (i, a.serial))
+            .filter(|(_, a)| !a.is_vacant() && !a.closed && now.since(a.last_seen) >= idle_ns)
+            .map(|(i, a)| (i as u32, a.serial))
             .collect()
     }
 
@@ -493,7 +559,7 @@ impl Tracker {
     /// by their sequence numbers join it, in capture order.
     fn claim_held(&mut self, idx: usize) {
         let (key, isn) = {
-            let a = self.slots[idx].as_ref().expect("a live slot");
+            let a = &self.slots[idx];
             (a.key, a.isn)
         };
         let Some(isn) = isn else { return };
@@ -519,7 +585,7 @@ impl Tracker {
 
     /// The attempts in flight, in no particular order.
     pub fn attempts(&self) -> impl Iterator<Item = &Attempt> {
-        self.slots.iter().flatten()
+        self.slots.iter().filter(|a| !a.is_vacant())
     }
 
     /// Copies of the attempts in flight, in the order they were made (tests, fuzzing).
@@ -538,23 +604,21 @@ impl Tracker {
 
     /// The attempts in flight, in no particular order.
     pub fn drain(self) -> Vec<Attempt> {
-        // filter_map keeps the slots' allocation (an Option<Attempt> is an Attempt's
-        // size): a full-range capture's attempts are not held twice at its end.
-        #[allow(clippy::filter_map_identity)]
-        self.slots.into_iter().filter_map(|a| a).collect()
+        live_only(self.slots, self.live)
     }
 
     /// Declares an attempt the caller knows was made, so its answers are matched even if
     /// the capture missed the SYN. (The live scan does not need it: its capture sees
     /// every SYN; tests use it to build answers without a captured SYN.)
     pub fn register(&mut self, key: FlowKey, ts: Timestamp) {
-        if self.find(&key).is_none() {
-            self.start(key, ts);
+        let h = Self::hash(&key);
+        if self.find_hashed(&key, h).is_none() {
+            self.start(key, h, ts);
         }
     }
 
     /// Starts an attempt, unless MAX_ATTEMPTS are in flight already.
-    fn start(&mut self, key: FlowKey, ts: Timestamp) -> Option<usize> {
+    fn start(&mut self, key: FlowKey, h: u32, ts: Timestamp) -> Option<usize> {
         if self.live >= self.max_attempts() {
             self.stats.attempts_not_kept += 1;
             return None;
@@ -564,11 +628,11 @@ impl Tracker {
         self.next_serial += 1;
         let idx = match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(attempt);
+                self.slots[i as usize] = attempt;
                 i as usize
             }
             None => {
-                self.slots.push(Some(attempt));
+                self.slots.push(attempt);
                 self.slots.len() - 1
             }
         };
@@ -580,7 +644,6 @@ impl Tracker {
                 .push((idx as u32, self.next_serial - 1));
         }
         let slots = &self.slots;
-        let h = Self::hash(&key);
         match self.by_key.find_mut(Self::spread(h), |&(i, stored)| {
             stored == h && i as usize != idx && key_of(slots, i) == Some(&key)
         }) {
@@ -604,12 +667,24 @@ impl Tracker {
         obs: &Observation,
         accept_new: impl Fn(&FlowKey) -> bool,
     ) -> Option<Touch> {
+        self.observe_hashed(ts, obs, KeyHashes::of(obs), accept_new)
+    }
+
+    /// [`Tracker::observe`] with the observation's [`KeyHashes`] computed ahead (a
+    /// replay's decoding thread computes them while this one matches).
+    pub fn observe_hashed(
+        &mut self,
+        ts: Timestamp,
+        obs: &Observation,
+        hashes: KeyHashes,
+        accept_new: impl Fn(&FlowKey) -> bool,
+    ) -> Option<Touch> {
         self.stats.observations += 1;
         if self.held_count > 0 {
             self.expire_held(ts);
         }
         match obs {
-            Observation::Tcp(seg) => self.observe_tcp(ts, seg, accept_new),
+            Observation::Tcp(seg) => self.observe_tcp(ts, seg, hashes, accept_new),
             // Host discovery's, not an attempt's (the live correlator keeps them).
             Observation::Ping(_) => None,
             Observation::Icmp(err) => {
@@ -618,7 +693,7 @@ impl Tracker {
                     scanner: SocketAddr::new(q.src, q.sport),
                     target: SocketAddr::new(q.dst, q.dport),
                 };
-                let Some(idx) = self.find(&key) else {
+                let Some(idx) = self.find_hashed(&key, hashes.fwd) else {
                     self.stats.unmatched += 1;
                     return None;
                 };
@@ -660,6 +735,7 @@ impl Tracker {
         &mut self,
         ts: Timestamp,
         seg: &TcpSegment,
+        hashes: KeyHashes,
         accept_new: impl Fn(&FlowKey) -> bool,
     ) -> Option<Touch> {
         let src = SocketAddr::new(seg.ip.src, seg.sport);
@@ -677,31 +753,36 @@ impl Tracker {
         // later attempt's own: 127.0.0.1:A → :B, then :B → :A. A pure SYN always opens
         // or repeats an attempt from its sender; any other segment belongs to the most
         // recent attempt it can belong to.
-        let serial_of = |t: &Self, i: usize| t.slots[i].as_ref().map_or(0, |a| a.serial);
+        let serial_of = |t: &Self, i: usize| t.slots[i].serial;
         let mut started = false;
-        let (idx, dir) = match (self.find(&fwd), self.find(&rev)) {
+        let f = self.find_hashed(&fwd, hashes.fwd);
+        let accept = syn_only && f.is_none() && accept_new(&fwd);
+        // The reverse 4-tuple matters to a pure SYN only when it opens no attempt (half
+        // a replay's look-ups were these).
+        let r = if syn_only && (f.is_some() || accept) {
+            None
+        } else {
+            self.find_hashed(&rev, hashes.rev)
+        };
+        let (idx, dir) = match (f, r) {
             (Some(f), Some(r)) if !syn_only && serial_of(self, r) > serial_of(self, f) => {
                 (Some(r), Dir::In)
             }
             (Some(f), _) => {
-                let a = self.slots[f].as_ref().expect("found in the table");
+                let a = &self.slots[f];
                 // A fresh SYN on a finished 4-tuple is a new attempt (port reuse).
                 if syn_only && a.isn.is_some_and(|isn| isn != seg.seq) && a.answered {
                     started = true;
-                    (self.start(fwd, ts), Dir::Out)
+                    (self.start(fwd, hashes.fwd, ts), Dir::Out)
                 } else {
                     (Some(f), Dir::Out)
                 }
             }
-            (None, Some(_)) if syn_only && accept_new(&fwd) => {
+            (None, _) if accept => {
                 started = true;
-                (self.start(fwd, ts), Dir::Out)
+                (self.start(fwd, hashes.fwd, ts), Dir::Out)
             }
             (None, Some(r)) => (Some(r), Dir::In),
-            (None, None) if syn_only && accept_new(&fwd) => {
-                started = true;
-                (self.start(fwd, ts), Dir::Out)
-            }
             (None, None) => (None, Dir::In),
         };
         let Some(idx) = idx else {
@@ -795,8 +876,20 @@ fn fits(key: &FlowKey, isn: u32, seg: &TcpSegment) -> bool {
 }
 
 /// The key of the attempt in slot `i`, if one is there.
-fn key_of(slots: &[Option<Attempt>], i: u32) -> Option<&FlowKey> {
-    slots.get(i as usize)?.as_ref().map(|a| &a.key)
+fn key_of(slots: &[Attempt], i: u32) -> Option<&FlowKey> {
+    slots
+        .get(i as usize)
+        .filter(|a| !a.is_vacant())
+        .map(|a| &a.key)
+}
+
+/// The attempts of `slots` that are not vacant (`live` of them), in the slots' own
+/// memory: when none is vacant, `slots` as they are.
+fn live_only(mut slots: Vec<Attempt>, live: usize) -> Vec<Attempt> {
+    if live < slots.len() {
+        slots.retain(|a| !a.is_vacant());
+    }
+    slots
 }
 
 fn fwd_scanner_port(dir: Dir, seg: &TcpSegment) -> u16 {
@@ -949,6 +1042,70 @@ pub(crate) mod tests {
         assert_eq!(at[1].key.target.port(), 40000);
         assert_eq!(at[1].packets.len(), 2);
         assert_eq!(at[1].packets[1].dir, Dir::In);
+    }
+
+    #[test]
+    fn a_syn_back_from_a_target_not_scanned_joins_the_attempt() {
+        // A simultaneous open: the target's own SYN to the scanner's port is no attempt
+        // of ours (the live scan accepts only its targets), but belongs to ours.
+        let mut tr = Tracker::new();
+        let ours = |k: &FlowKey| k.target == T.parse::<SocketAddr>().unwrap();
+        tr.observe(Timestamp(0), &seg(S, T, SYN, 5, 64), ours);
+        tr.observe(Timestamp(1), &seg(T, S, SYN, 900, 63), ours);
+        assert_eq!(tr.len(), 1);
+        let a = &tr.snapshot()[0];
+        assert_eq!(a.packets.len(), 2);
+        assert_eq!(a.packets[1].dir, Dir::In);
+        // Accepted, the same SYN starts an attempt of its own.
+        tr.observe(Timestamp(2), &seg(T, S, SYN, 901, 63), |_| true);
+        assert_eq!(tr.len(), 2);
+    }
+
+    #[test]
+    fn a_slot_taken_out_holds_no_attempt_until_reused() {
+        let mut tr = Tracker::new();
+        let t = |port: u16| format!("198.18.2.1:{port}");
+        let mut touched = Vec::new();
+        for port in [81, 82, 83] {
+            touched.extend(tr.observe(Timestamp(0), &seg(S, &t(port), SYN, 5, 64), |_| true));
+        }
+        let middle = touched[1];
+        let taken = tr.take(middle.slot, middle.serial).expect("in flight");
+        assert_eq!(taken.key.target.port(), 82);
+        assert!(tr.take(middle.slot, middle.serial).is_none());
+        assert!(tr.get(middle.slot, middle.serial).is_none());
+        assert_eq!(tr.len(), 2);
+        assert_eq!(tr.attempts().count(), 2);
+        // Its answer no longer finds it.
+        assert!(
+            tr.observe(Timestamp(1), &seg(&t(82), S, RA, 0, 63), |_| true)
+                .is_none()
+        );
+        // A new attempt reuses the slot, under a new serial.
+        let again = tr
+            .observe(Timestamp(2), &seg(S, &t(84), SYN, 5, 64), |_| true)
+            .expect("started");
+        assert_eq!(again.slot, middle.slot);
+        assert_ne!(again.serial, middle.serial);
+        let ports: Vec<u16> = tr.drain().iter().map(|a| a.key.target.port()).collect();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.contains(&84) && !ports.contains(&82));
+    }
+
+    #[test]
+    fn draining_leaves_out_vacant_slots() {
+        let mut tr = Tracker::new();
+        let mut touched = Vec::new();
+        for port in 1..=4u16 {
+            let t = format!("198.18.2.1:{port}");
+            touched.extend(tr.observe(Timestamp(0), &seg(S, &t, SYN, 5, 64), |_| true));
+        }
+        for t in [touched[0], touched[2]] {
+            tr.take(t.slot, t.serial);
+        }
+        let mut ports: Vec<u16> = tr.drain().iter().map(|a| a.key.target.port()).collect();
+        ports.sort();
+        assert_eq!(ports, [2, 4]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use rustc_hash::FxHashMap;
 
 use crate::decode::Observation;
-use crate::exchange::{Attempt, Touch, Tracker, TrackerStats};
+use crate::exchange::{Attempt, KeyHashes, Touch, Tracker, TrackerStats};
 use crate::frame::Timestamp;
 
 const SECOND: u64 = 1_000_000_000;
@@ -81,6 +81,9 @@ pub struct Stream {
     closed_q: VecDeque<(Timestamp, u32, u64)>,
     last_idle_sweep: Timestamp,
     targets: FxHashMap<IpAddr, TargetState>,
+    /// Attempts started at one address and not yet counted in `targets` (a run of starts
+    /// at one target, the usual case, is counted once rather than looked up for each).
+    starts: Option<(IpAddr, u32)>,
     /// (last packet, target) when its last attempt ended.
     quiet_q: VecDeque<(Timestamp, IpAddr)>,
     last_sweep: Timestamp,
@@ -94,13 +97,20 @@ const IDLE_SWEEP_EVERY: u64 = SECOND / 4;
 
 impl Stream {
     pub fn new(timeouts: Timeouts) -> Self {
+        Self::with_capacity(timeouts, 0)
+    }
+
+    /// A stream expecting about `attempts` in flight at once: its tables are made that
+    /// large at the start rather than grown (and copied) on the way.
+    pub fn with_capacity(timeouts: Timeouts, attempts: usize) -> Self {
         Stream {
-            tracker: Tracker::new(),
+            tracker: Tracker::with_capacity(attempts),
             timeouts,
             clock: Timestamp(0),
             closed_q: VecDeque::new(),
             last_idle_sweep: Timestamp(0),
             targets: FxHashMap::default(),
+            starts: None,
             quiet_q: VecDeque::new(),
             last_sweep: Timestamp(0),
         }
@@ -117,8 +127,18 @@ impl Stream {
 
     /// Feeds one observation; returns the targets that became final on the way.
     pub fn observe(&mut self, ts: Timestamp, obs: &Observation) -> Vec<FinalTarget> {
+        self.observe_hashed(ts, obs, KeyHashes::of(obs))
+    }
+
+    /// [`Stream::observe`] with the observation's hashes computed ahead.
+    pub fn observe_hashed(
+        &mut self,
+        ts: Timestamp,
+        obs: &Observation,
+        hashes: KeyHashes,
+    ) -> Vec<FinalTarget> {
         self.clock = self.clock.max(ts);
-        if let Some(touch) = self.tracker.observe(ts, obs, |_| true) {
+        if let Some(touch) = self.tracker.observe_hashed(ts, obs, hashes, |_| true) {
             self.touched(touch);
         }
         if self.clock.since(self.last_sweep) >= SWEEP_EVERY {
@@ -136,15 +156,29 @@ impl Stream {
         // The target's last packet is its attempts' newest, taken when they end: no
         // per-packet look-up here.
         if t.started {
-            self.targets.entry(ip).or_default().in_flight += 1;
+            match &mut self.starts {
+                Some((at, n)) if *at == ip => *n += 1,
+                _ => {
+                    self.count_starts();
+                    self.starts = Some((ip, 1));
+                }
+            }
         }
         if closed {
             self.closed_q.push_back((last, t.slot, t.serial));
         }
     }
 
+    /// Counts the starts not yet counted into their target.
+    fn count_starts(&mut self) {
+        if let Some((ip, n)) = self.starts.take() {
+            self.targets.entry(ip).or_default().in_flight += n;
+        }
+    }
+
     /// Moves the clock to `now` (never back) and returns the targets final by then.
     pub fn advance(&mut self, now: Timestamp) -> Vec<FinalTarget> {
+        self.count_starts();
         self.clock = self.clock.max(now);
         self.last_sweep = self.clock;
         let now = self.clock;
@@ -201,6 +235,7 @@ impl Stream {
     /// The end of the capture: every attempt and target is final; targets in address
     /// order.
     pub fn finish(mut self) -> Vec<FinalTarget> {
+        self.count_starts();
         let rest = std::mem::take(&mut self.tracker).drain();
         // The usual end of a capture of one target: its attempts go over whole, not one
         // by one into a growing list. Every attempt in flight started for a target here,
