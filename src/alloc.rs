@@ -23,11 +23,10 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
 
-/// Blocks of at least this many bytes get their own mapping: one huge page. A smaller
-/// block cannot hold an aligned huge page, so gains nothing from a mapping of its own; a
-/// block a little smaller than a huge page's multiple lost most of the gain when the line
-/// was at 8 MiB (a full-range capture's slots, sized ahead at 65,535 × 128 bytes, fell
-/// 128 bytes short of it and took 2,000 faults where 4 do).
+/// Blocks of at least this many bytes get their own mapping: one huge page (a smaller
+/// block cannot hold an aligned one). At 8 MiB, the line had left blocks between 2 and 8
+/// MiB on small pages and copied when they grew (a full-range capture's slots grow
+/// through 4 MiB; with their own mapping they grow by `mremap`, in place).
 const LARGE: usize = 2 << 20;
 
 /// The unit of a mapping.

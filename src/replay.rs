@@ -140,7 +140,7 @@ pub fn replay_with(
     } = opts;
     let mut run = Run::new(sink, BTreeMap::new(), true);
     run.set_connections(connections);
-    let mut stream = Stream::with_capacity(Timeouts::default(), expected_attempts(&readers));
+    let mut stream = Stream::new(Timeouts::default());
     let emit = |run: &mut Run, done: Vec<FinalTarget>| {
         for t in done {
             run.target(t.ip, t.attempts, None, None);
@@ -233,18 +233,6 @@ pub fn replay_with(
         _ => Duration::ZERO,
     };
     run.end(stats, elapsed, 0, interrupted)
-}
-
-/// How many attempts the files may hold in flight at once, to size the tracker's tables
-/// from the start: a full-range capture's 65,535 grew them eight times, copying each time.
-/// An attempt is a SYN and its answer, about 160 bytes of capture; the guess is capped
-/// where a table's unused part would start to cost memory (a longer capture holds only
-/// what is in flight, the rest having ended), and is 0 for a pipe.
-fn expected_attempts(readers: &[CaptureReader]) -> usize {
-    const BYTES_PER_ATTEMPT: u64 = 160;
-    const MOST: u64 = 1 << 17;
-    let bytes: u64 = readers.iter().filter_map(CaptureReader::file_size).sum();
-    (bytes / BYTES_PER_ATTEMPT).min(MOST) as usize
 }
 
 /// An observation as the decoding thread hands it over.

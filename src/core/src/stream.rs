@@ -97,14 +97,8 @@ const IDLE_SWEEP_EVERY: u64 = SECOND / 4;
 
 impl Stream {
     pub fn new(timeouts: Timeouts) -> Self {
-        Self::with_capacity(timeouts, 0)
-    }
-
-    /// A stream expecting about `attempts` in flight at once: its tables are made that
-    /// large at the start rather than grown (and copied) on the way.
-    pub fn with_capacity(timeouts: Timeouts, attempts: usize) -> Self {
         Stream {
-            tracker: Tracker::with_capacity(attempts),
+            tracker: Tracker::new(),
             timeouts,
             clock: Timestamp(0),
             closed_q: VecDeque::new(),

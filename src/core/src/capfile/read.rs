@@ -40,8 +40,6 @@ pub struct CaptureReader {
     format: Format,
     log: SkipLog,
     done: bool,
-    /// The file's size, when it is a regular file (compressed, if it is).
-    size: Option<u64>,
 }
 
 enum Format {
@@ -72,20 +70,7 @@ impl CaptureReader {
         let name = path.display().to_string();
         let file =
             File::open(path).map_err(|e| CapfileError::new(&name, 0, CapfileErrorKind::Open(e)))?;
-        let size = file
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
-        let mut reader = Self::from_reader(Box::new(file), name)?;
-        reader.size = size;
-        Ok(reader)
-    }
-
-    /// The size of the file on disk when it is a regular file, as read (so compressed, if
-    /// it is): a hint of how much is coming, for sizing tables.
-    pub fn file_size(&self) -> Option<u64> {
-        self.size
+        Self::from_reader(Box::new(file), name)
     }
 
     /// Reads a capture from any byte stream, compressed (gzip, zstd) or not; `name` is used
@@ -103,7 +88,6 @@ impl CaptureReader {
             format,
             log: SkipLog::default(),
             done: false,
-            size: None,
         })
     }
 
