@@ -168,27 +168,27 @@ pub(super) fn judge_sized(
 }
 
 /// `&mut` references to `items` in the order of `order`, which names each index once
-/// at most (checked: a repeat panics rather than alias).
+/// at most (a repeat or an index out of range panics).
 ///
-/// The safe way (an `Option<&mut T>` per item, taken out in order) costs a second
-/// array as long and a pass over it; a full-range target's 65,535 attempts made it a
-/// tenth of judging.
+/// Each item's place is noted first, then the items are lent in their own order into an
+/// array of that many places, unwrapped where it lies (an `Option<&mut T>` is a
+/// reference's size). Taking the references out of an `Option` per item in the order's
+/// order, as before, cost a second array as long and a pass of scattered reads: a tenth
+/// of judging a full-range target.
 fn gather_mut<'a, T>(items: &'a mut [T], order: &[u32]) -> Vec<&'a mut T> {
-    let mut seen = vec![0u64; items.len().div_ceil(64)];
-    for &i in order {
-        let i = i as usize;
-        assert!(i < items.len(), "index {i} out of {} items", items.len());
-        let (word, bit) = (i / 64, 1u64 << (i % 64));
-        assert!(seen[word] & bit == 0, "index {i} given twice");
-        seen[word] |= bit;
+    const NOWHERE: u32 = u32::MAX;
+    let mut place = vec![NOWHERE; items.len()];
+    for (k, &i) in order.iter().enumerate() {
+        place[i as usize] = k as u32;
     }
-    let base = items.as_mut_ptr();
-    order
-        .iter()
-        // SAFETY: every index is in bounds and distinct (checked above), so the
-        // references are to distinct items of `items`, which stays mutably borrowed
-        // for 'a.
-        .map(|&i| unsafe { &mut *base.add(i as usize) })
+    let mut out: Vec<Option<&mut T>> = (0..order.len()).map(|_| None).collect();
+    for (item, &k) in items.iter_mut().zip(&place) {
+        if k != NOWHERE {
+            out[k as usize] = Some(item);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.expect("the order names each index once"))
         .collect()
 }
 
@@ -405,14 +405,14 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "given twice")]
+    #[should_panic(expected = "each index once")]
     fn gathering_an_index_twice_panics_rather_than_alias() {
         let mut items = vec![1, 2, 3];
         let _ = gather_mut(&mut items, &[1, 0, 1]);
     }
 
     #[test]
-    #[should_panic(expected = "out of 3 items")]
+    #[should_panic(expected = "out of bounds")]
     fn gathering_past_the_end_panics() {
         let mut items = vec![1, 2, 3];
         let _ = gather_mut(&mut items, &[3]);
