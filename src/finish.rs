@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rustc_hash::FxHashSet;
 use synack_core::exchange::{Attempt, MAX_ATTEMPTS, TrackerStats};
-use synack_core::verdict::{LiveFacts, PortVerdict, judge_connections, judge_target};
+use synack_core::verdict::{LiveFacts, PortVerdict, judge_connections, judge_target_into};
 
 use crate::report::{RunSummary, Sink, TargetReport, words};
 
@@ -27,6 +27,8 @@ pub struct Run<'s> {
     connections: bool,
     /// Where large targets' verdicts go to be freed (see [`Dropper`]).
     dropper: Dropper,
+    /// Memory for a target's verdicts, mapped ahead ([`Run::give_spare_verdicts`]).
+    spare: Option<Vec<PortVerdict>>,
 }
 
 /// Frees a large target's verdicts on a thread of its own. A full-range target is 65,535
@@ -76,6 +78,7 @@ impl<'s> Run<'s> {
             failed: None,
             connections: false,
             dropper: Dropper::default(),
+            spare: None,
         }
     }
 
@@ -146,7 +149,9 @@ impl<'s> Run<'s> {
             }
             return;
         }
-        let mut verdicts = judge_target(ip, attempts, live);
+        // (One verdict per port at most; a live scan never has a spare.)
+        let out = self.spare_for(attempts.len().min(65_536));
+        let mut verdicts = judge_target_into(ip, attempts, live, out);
         if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
             for c in live.calibration.iter().filter(|c| c.ip() == ip) {
                 self.summary.notes.push(words::calibration_probed(*c));
@@ -178,6 +183,22 @@ impl<'s> Run<'s> {
         }
         // The target is done: its verdicts are freed (aside, when there are many).
         self.dropper.drop_later(verdicts);
+    }
+
+    /// Gives the run memory for a target's verdicts, mapped ahead by a thread with time to
+    /// spare (a replay's decoding thread, once the files are read): the next target is
+    /// judged into it if it fits, else it is freed.
+    pub fn give_spare_verdicts(&mut self, spare: Vec<PortVerdict>) {
+        self.spare = Some(spare);
+    }
+
+    /// The spare memory if it fits `n` verdicts (a quarter more room is the most left
+    /// unused), else none; either way the run holds it no longer.
+    fn spare_for(&mut self, n: usize) -> Vec<PortVerdict> {
+        match self.spare.take() {
+            Some(s) if s.capacity() >= n && s.capacity() - n <= n / 4 => s,
+            _ => Vec::new(),
+        }
     }
 
     /// The end: what the correlator could not keep, the totals, the closing output.

@@ -16,6 +16,7 @@ use synack_core::decode::{Observation, Skip, decode};
 use synack_core::exchange::KeyHashes;
 use synack_core::frame::Timestamp;
 use synack_core::stream::{FinalTarget, Stream, Timeouts};
+use synack_core::verdict::PortVerdict;
 
 use crate::filter::Filter;
 use crate::finish::Run;
@@ -159,17 +160,30 @@ pub fn replay_with(
         });
         (decoded, false)
     } else {
+        let read_all = AtomicBool::new(false);
         std::thread::scope(|s| {
-            let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded1>>(4);
+            // Each batch goes with how many pure SYNs the files held up to its end.
+            let (tx, rx) = crossbeam_channel::bounded::<(Vec<Decoded1>, u64)>(4);
             let (recycle, empties) = crossbeam_channel::bounded::<Vec<Decoded1>>(6);
+            // Once the files are read, the decoding thread maps the memory for the
+            // largest target's verdicts while this one matches what is queued: the size
+            // goes one way, the memory the other.
+            let (want_tx, want_rx) = crossbeam_channel::bounded::<(usize, u64)>(1);
+            let read_all = &read_all;
             let decoder = std::thread::Builder::new()
                 .name("decode".into())
                 .spawn_scoped(s, move || {
                     let mut batch = Vec::with_capacity(BATCH);
+                    let mut syns = 0u64;
                     let decoded = decode_files(readers, filter, stop, |ts, obs| {
                         // The tracker's hashes too: this thread has time to spare, the
                         // matching one has not.
                         let hashes = KeyHashes::of(&obs);
+                        if let Observation::Tcp(seg) = &obs
+                            && seg.flags.is_syn_only()
+                        {
+                            syns += 1;
+                        }
                         batch.push((ts, obs, hashes));
                         if batch.len() < BATCH {
                             return true;
@@ -177,30 +191,55 @@ pub fn replay_with(
                         let next = empties
                             .try_recv()
                             .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                        tx.send(std::mem::replace(&mut batch, next)).is_ok()
+                        tx.send((std::mem::replace(&mut batch, next), syns)).is_ok()
                     });
                     if !batch.is_empty() {
-                        let _ = tx.send(batch);
+                        let _ = tx.send((batch, syns));
                     }
-                    decoded
+                    drop(tx);
+                    read_all.store(true, Ordering::Release);
+                    // The largest target's attempts in flight, and as many more as there
+                    // are SYNs still queued (a target has one verdict per port at most).
+                    let spare = want_rx
+                        .recv()
+                        .ok()
+                        .map(|(largest, syns_matched)| {
+                            let queued = syns.saturating_sub(syns_matched);
+                            (largest as u64 + queued).min(PORTS) as usize
+                        })
+                        .filter(|&n| n >= SPARE_FROM)
+                        .map(mapped_verdicts);
+                    (decoded, spare)
                 })?;
             let mut stopped_here = false;
-            for mut batch in &rx {
+            let mut want_tx = Some(want_tx);
+            let mut syns_matched = 0;
+            for (mut batch, syns_through) in &rx {
                 if stop.load(Ordering::Relaxed) {
                     stopped_here = true;
                     break;
                 }
+                if read_all.load(Ordering::Acquire)
+                    && let Some(want) = want_tx.take()
+                {
+                    let _ = want.send((stream.largest_target_in_flight(), syns_matched));
+                }
                 for (ts, obs, hashes) in batch.drain(..) {
                     emit(&mut run, stream.observe_hashed(ts, &obs, hashes));
                 }
+                syns_matched = syns_through;
                 if run.failed() {
                     break;
                 }
                 let _ = recycle.try_send(batch);
             }
-            // The decoder ends at its next send once the receiver is gone.
+            // The decoder ends at its next send once the receivers are gone.
             drop(rx);
-            let decoded = decoder.join().expect("the decoding thread does not panic");
+            drop(want_tx);
+            let (decoded, spare) = decoder.join().expect("the decoding thread does not panic");
+            if let Some(spare) = spare {
+                run.give_spare_verdicts(spare);
+            }
             Ok::<_, io::Error>((decoded, stopped_here))
         })?
     };
@@ -233,6 +272,26 @@ pub fn replay_with(
         _ => Duration::ZERO,
     };
     run.end(stats, elapsed, 0, interrupted)
+}
+
+/// Targets with fewer attempts in flight at the end get no memory mapped ahead: their
+/// verdicts are few, and judged on one thread.
+const SPARE_FROM: usize = 4096;
+
+/// The most verdicts one target has: one per port.
+const PORTS: u64 = 65_536;
+
+/// Memory for `n` verdicts, empty, with its pages mapped now (a zeroed element written in
+/// each page) rather than while the verdicts are written: for a full-range target, 11 MB
+/// that the kernel otherwise maps during the parallel judging, on the cores doing it.
+fn mapped_verdicts(n: usize) -> Vec<PortVerdict> {
+    let mut v: Vec<PortVerdict> = Vec::with_capacity(n);
+    let per_page = (4096 / std::mem::size_of::<PortVerdict>()).max(1);
+    for slot in v.spare_capacity_mut().iter_mut().step_by(per_page) {
+        *slot = std::mem::MaybeUninit::zeroed();
+    }
+    std::hint::black_box(v.spare_capacity_mut());
+    v
 }
 
 /// An observation as the decoding thread hands it over.

@@ -233,3 +233,62 @@ fn more_attempts_than_the_old_cap_are_all_reported() {
         assert!(kb < 128 * 1024, "peak RSS {kb} KiB");
     }
 }
+
+/// A file is decoded on a thread of its own, which also maps the largest target's
+/// verdicts ahead once the file is read; a pipe is decoded frame by frame. Both give the
+/// same report, word for word, for a target large enough to be judged on every core.
+#[test]
+fn a_file_and_a_pipe_of_the_same_capture_give_the_same_report() {
+    let path = std::env::temp_dir().join(format!("synack-file-pipe-{}.pcap", std::process::id()));
+    let mut bytes = Vec::new();
+    {
+        let mut w = PcapWriter::new(&mut bytes, LinkType::Ethernet, 0).expect("pcap header");
+        let mut ts = T0;
+        // 6,000 ports of one target (past the 4,096 that are judged in parallel), 20 of
+        // another, interleaved at the end.
+        for port in 1..=6_000u16 {
+            ts += 20_000;
+            write_exchange(&mut w, ts, &closed_exchange([198, 18, 2, 1], port));
+            if port > 5_980 {
+                write_exchange(&mut w, ts + 5_000, &closed_exchange([198, 18, 2, 2], port));
+            }
+        }
+        w.finish().expect("finish the capture");
+    }
+    std::fs::write(&path, &bytes).expect("write the capture");
+    for format in [&[][..], &["--json"][..]] {
+        let from_file = Command::new(BIN)
+            .arg("replay")
+            .arg(&path)
+            .args(format)
+            .output()
+            .expect("run synack");
+        let mut child = Command::new(BIN)
+            .args(["replay", "-"])
+            .args(format)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run synack");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let writer = {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || stdin.write_all(&bytes).expect("write the pipe"))
+        };
+        let from_pipe = child.wait_with_output().expect("wait for synack");
+        writer.join().expect("writer");
+        assert!(from_file.status.success() && from_pipe.status.success());
+        let (file, pipe) = (
+            String::from_utf8_lossy(&from_file.stdout),
+            String::from_utf8_lossy(&from_pipe.stdout),
+        );
+        assert!(
+            file.contains("6020 ports on 2 hosts") || file.contains("\"ports\":6020"),
+            "{}",
+            file.lines().last().unwrap_or("")
+        );
+        // The reports name their source: the file's path, or "-".
+        assert_eq!(file.replace(&*path.to_string_lossy(), "-"), pipe);
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -114,6 +114,21 @@ impl Stream {
         self.tracker.stats()
     }
 
+    /// The most attempts in flight at one target.
+    pub fn largest_target_in_flight(&self) -> usize {
+        let pending = |ip: &IpAddr| match self.starts {
+            Some((at, n)) if at == *ip => n,
+            _ => 0,
+        };
+        let counted = self
+            .targets
+            .iter()
+            .map(|(ip, t)| t.in_flight + pending(ip))
+            .max()
+            .unwrap_or(0);
+        counted.max(self.starts.map_or(0, |(_, n)| n)) as usize
+    }
+
     /// Attempts in flight.
     pub fn in_flight(&self) -> usize {
         self.tracker.len()
@@ -319,6 +334,25 @@ mod tests {
         let rest = s.finish();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].attempts[0].packets.len(), 2);
+    }
+
+    #[test]
+    fn the_largest_target_in_flight_counts_starts_not_yet_counted() {
+        let mut s = Stream::new(Timeouts::default());
+        assert_eq!(s.largest_target_in_flight(), 0);
+        for port in 1..=30 {
+            closed_port(&mut s, 1, "198.18.2.1", port);
+        }
+        for port in 1..=20 {
+            closed_port(&mut s, 2, "198.18.2.2", port);
+        }
+        assert_eq!(s.largest_target_in_flight(), 30);
+        // A run of starts at the first target again, not yet counted into it.
+        for port in 31..=45 {
+            closed_port(&mut s, 3, "198.18.2.1", port);
+        }
+        assert_eq!(s.largest_target_in_flight(), 45);
+        assert_eq!(s.in_flight(), 65);
     }
 
     #[test]

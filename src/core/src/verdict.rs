@@ -31,7 +31,9 @@ use crate::exchange::{Attempt, Dir, PacketKind, TracePacket};
 use crate::frame::Timestamp;
 pub use baseline::Baseline;
 pub use facts::{AfterProxy, DscpMatch, Evidence, Note, Reason, StackPacket, TargetDistance, hops};
-pub use judge::{ConnectionVerdict, judge_all, judge_connections, judge_owned, judge_target};
+pub use judge::{
+    ConnectionVerdict, judge_all, judge_connections, judge_owned, judge_target, judge_target_into,
+};
 #[cfg(test)]
 use judge::{Sizes, judge_sized, port_order};
 

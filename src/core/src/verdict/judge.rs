@@ -19,7 +19,7 @@ pub fn judge_all(attempts: &[Attempt], live: Option<&LiveFacts>) -> Vec<PortVerd
 /// [`judge_all`], consuming the attempts: each port's packets become its verdict's trace
 /// (moved, not copied), so a full-range scan does not hold them twice.
 pub fn judge_owned(attempts: Vec<Attempt>, live: Option<&LiveFacts>) -> Vec<PortVerdict> {
-    judge_sized(attempts, None, live, Sizes::default())
+    judge_sized(attempts, None, live, Sizes::default(), Vec::new())
 }
 
 /// [`judge_owned`] for attempts that are all at `ip` (a stream's final target, a live
@@ -30,8 +30,19 @@ pub fn judge_target(
     attempts: Vec<Attempt>,
     live: Option<&LiveFacts>,
 ) -> Vec<PortVerdict> {
+    judge_target_into(ip, attempts, live, Vec::new())
+}
+
+/// [`judge_target`] writing the verdicts into `out`'s memory (emptied first): memory the
+/// caller had mapped ahead, on a core with time to spare.
+pub fn judge_target_into(
+    ip: IpAddr,
+    attempts: Vec<Attempt>,
+    live: Option<&LiveFacts>,
+    out: Vec<PortVerdict>,
+) -> Vec<PortVerdict> {
     debug_assert!(attempts.iter().all(|a| a.key.target.ip() == ip));
-    judge_sized(attempts, Some(ip), live, Sizes::default())
+    judge_sized(attempts, Some(ip), live, Sizes::default(), out)
 }
 
 /// From what size judging changes method; the methods give the same verdicts (tests
@@ -60,7 +71,9 @@ pub(super) fn judge_sized(
     at: Option<IpAddr>,
     live: Option<&LiveFacts>,
     sizes: Sizes,
+    mut out: Vec<PortVerdict>,
 ) -> Vec<PortVerdict> {
+    out.clear();
     // Target addresses in SocketAddr's order (IPv4 before IPv6, then by address), each
     // with its attempts.
     let ips = match at {
@@ -149,7 +162,6 @@ pub(super) fn judge_sized(
         };
         judge_port(port, mine, &ctx, &mut memo.0)
     };
-    let mut out = Vec::new();
     if units.len() >= sizes.parallel_from {
         // A full-range target: its ports are judged on every core, each verdict written
         // straight into its place in `out`.

@@ -1136,8 +1136,8 @@ fn counted_parallel_judging_matches_the_sorted_serial_way() {
             parallel_from: 1,
             count_ports_from: 1,
         };
-        let a = judge_sized(attempts.clone(), None, live, serial);
-        let b = judge_sized(attempts, None, live, parallel);
+        let a = judge_sized(attempts.clone(), None, live, serial, Vec::new());
+        let b = judge_sized(attempts, None, live, parallel, Vec::new());
         (format!("{a:?}"), format!("{b:?}"), a.len())
     };
     let tracker = mixed_capture(600);
@@ -1172,6 +1172,28 @@ fn counted_parallel_judging_matches_the_sorted_serial_way() {
     let (a, b, n) = both(attempts, Some(&facts));
     assert_eq!(n, facts.probes.len());
     assert_eq!(a, b);
+}
+
+/// Judged into memory the caller gives (a replay's verdicts mapped ahead), a target gets
+/// the verdicts it gets without: whatever the memory held is gone, and it is used.
+#[test]
+fn judging_into_given_memory_changes_no_verdict() {
+    let ip = IpAddr::from(TARGET);
+    let at_target = |ports| -> Vec<Attempt> {
+        let mut all = mixed_capture(ports).snapshot();
+        all.retain(|a| a.key.target.ip() == ip);
+        all
+    };
+    let attempts = at_target(300);
+    assert!(attempts.len() >= 100);
+    let plain = judge_target(ip, attempts.clone(), None);
+    let mut given = judge_target(ip, at_target(40), None);
+    assert!(!given.is_empty());
+    given.reserve_exact(attempts.len());
+    let at = given.as_ptr();
+    let into = judge_target_into(ip, attempts, None, given);
+    assert_eq!(format!("{into:?}"), format!("{plain:?}"));
+    assert_eq!(into.as_ptr(), at, "the given memory holds the verdicts");
 }
 
 /// Placing attempts by counting their ports gives the order and runs sorting gives.
@@ -1225,12 +1247,12 @@ proptest::proptest! {
         proptest::prop_assert_eq!(order(1), order(usize::MAX));
         let judged = |parallel_from, count_ports_from| {
             let sizes = Sizes { parallel_from, count_ports_from };
-            format!("{:?}", judge_sized(attempts.clone(), None, None, sizes))
+            format!("{:?}", judge_sized(attempts.clone(), None, None, sizes, Vec::new()))
         };
         proptest::prop_assert_eq!(judged(1, 1), judged(usize::MAX, usize::MAX));
         // Told the one address they are all at, the same verdicts.
         let at = Some(std::net::IpAddr::from(TARGET));
-        let told = judge_sized(attempts.clone(), at, None, Sizes::default());
+        let told = judge_sized(attempts.clone(), at, None, Sizes::default(), Vec::new());
         proptest::prop_assert_eq!(format!("{told:?}"), judged(usize::MAX, usize::MAX));
     }
 }
