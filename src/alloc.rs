@@ -19,6 +19,17 @@
 //! The kernel still backs it lazily and falls back to small pages when no huge page is
 //! free: this changes speed only, never what a program may allocate. Growing a large block
 //! moves its mapping (`mremap`), without copying.
+//!
+//! A replay gives the small blocks' heap the same advice ([`advise_heap_huge_pages`], as
+//! it starts): a full-range replay allocates 65,535 packet lists of 160 bytes there, 11 MB
+//! whose 2,800 small-page faults were a fifth of the matching thread's time (replay's
+//! median went from 29 to 22.5 ms). glibc's own `glibc.malloc.hugetlb=1` tunable advises
+//! its heap the same way, but is read only from the environment, before `main`. The heap
+//! is first made 32 MiB large (untouched, so it holds no memory yet) and advised whole:
+//! advice given to a heap of 132 KiB did not reach what it grew into later, a mapping of
+//! its own. It costs a full-range replay about 3 MB of peak memory (huge pages are backed
+//! whole when first touched). A live scan does without: it cost its full-range scan 4 MB
+//! of peak (56 → 60 MB, of 64 allowed) and gained no speed (its time is the kernel's).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
@@ -139,6 +150,43 @@ unsafe impl GlobalAlloc for Allocator {
                 }
             }
         }
+    }
+}
+
+/// How much of the heap is made and advised at start: more than a full-range replay's
+/// small blocks (about 20 MB). Past it the heap grows as usual, on small pages.
+const HEAP_RESERVE: usize = 32 << 20;
+
+/// Advises the heap of glibc's main arena (where the main thread's small blocks live)
+/// `MADV_HUGEPAGE`, first made [`HEAP_RESERVE`] large. Call once, on the main thread,
+/// before much is allocated.
+/// Blocks of [`LARGE`] or more are this allocator's own, so glibc's own mappings start
+/// there too (`M_MMAP_THRESHOLD`; its default, 128 KiB, would put blocks between the two
+/// outside the advised heap), and glibc gives the heap back to the system only past
+/// twice the reserve (`M_TRIM_THRESHOLD`): a heap shrunk and grown again would be a new
+/// mapping, without the advice. Where the heap cannot be made or advised, nothing
+/// changes: speed only, never what may be allocated.
+pub fn advise_heap_huge_pages() {
+    // SAFETY: mallopt changes tuning values only. The block is allocated and freed right
+    // here; its address only locates the heap (it is never read or written). sbrk(0) only
+    // reads the heap's end. madvise advises pages of the heap's own mapping, from the page
+    // that holds the block to the heap's end: how they are backed, not their contents.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, (2 * HEAP_RESERVE) as libc::c_int);
+        // (The reserve is made as one block, below the largest threshold glibc takes.)
+        libc::mallopt(libc::M_MMAP_THRESHOLD, HEAP_RESERVE as libc::c_int);
+        let p = libc::malloc(HEAP_RESERVE - LARGE);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE as libc::c_int);
+        if p.is_null() {
+            return;
+        }
+        let start = (p as usize) & !(PAGE - 1);
+        let end = libc::sbrk(0) as usize;
+        // A block not on the brk heap (glibc could not grow it) is not advised.
+        if end > start && end - start <= 2 * HEAP_RESERVE {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+        libc::free(p);
     }
 }
 

@@ -395,6 +395,8 @@ impl live::ScanHooks for CliHooks {
 }
 
 fn run_replay(args: ReplayArgs) -> i32 {
+    // Before the replay allocates: its 65,535 packet lists go to an advised heap.
+    synack::alloc::advise_heap_huge_pages();
     let stop = Arc::new(AtomicBool::new(false));
     install_interrupt(stop.clone());
     let filter = match args.filter.as_deref().map(synack::filter::Filter::new) {
