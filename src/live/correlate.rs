@@ -9,14 +9,14 @@
 //! A target whose RSTs never reflected the probe's DSCP is held until the probers are
 //! done, then calibrated with one extra port (docs/verdicts.md) and judged.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::select;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::prober::{ProbeConfig, ProbeEvent};
 use super::{ProberHandles, Progress, ScanError, ScanHooks, ScanOptions, capture};
@@ -59,7 +59,7 @@ fn needs_calibration(ip: IpAddr, attempts: &[&Attempt]) -> bool {
 }
 
 /// Whether an observation concerns one of the scanned addresses.
-fn concerns(obs: &synack_core::decode::Observation, scope: &HashSet<IpAddr>) -> bool {
+fn concerns(obs: &synack_core::decode::Observation, scope: &FxHashSet<IpAddr>) -> bool {
     match obs {
         Observation::Tcp(t) => scope.contains(&t.ip.dst) || scope.contains(&t.ip.src),
         Observation::Icmp(e) => scope.contains(&e.quoted.dst),
@@ -113,7 +113,7 @@ struct Correlator<'r, 's> {
     settling: VecDeque<(Instant, IpAddr)>,
     /// Targets held for calibration, in order.
     held: Vec<IpAddr>,
-    scope: HashSet<IpAddr>,
+    scope: FxHashSet<IpAddr>,
     captured: bool,
     late_grace: Duration,
     progress: Progress,
