@@ -167,7 +167,7 @@ pub fn replay_with(
             let (recycle, empties) = crossbeam_channel::bounded::<Vec<Decoded1>>(6);
             // Once the files are read, the decoding thread maps the memory for the
             // largest target's verdicts while this one matches what is queued: the size
-            // goes one way, the memory the other.
+            // goes one way (Stream::largest_target_held), the memory the other.
             let (want_tx, want_rx) = crossbeam_channel::bounded::<(usize, u64)>(1);
             let read_all = &read_all;
             let decoder = std::thread::Builder::new()
@@ -198,8 +198,9 @@ pub fn replay_with(
                     }
                     drop(tx);
                     read_all.store(true, Ordering::Release);
-                    // The largest target's attempts in flight, and as many more as there
-                    // are SYNs still queued (a target has one verdict per port at most).
+                    // The most attempts a target not yet final holds, and as many more
+                    // as there are SYNs still queued (a target has one verdict per port
+                    // at most).
                     let spare = want_rx
                         .recv()
                         .ok()
@@ -222,7 +223,7 @@ pub fn replay_with(
                 if read_all.load(Ordering::Acquire)
                     && let Some(want) = want_tx.take()
                 {
-                    let _ = want.send((stream.largest_target_in_flight(), syns_matched));
+                    let _ = want.send((stream.largest_target_held(), syns_matched));
                 }
                 for (ts, obs, hashes) in batch.drain(..) {
                     emit(&mut run, stream.observe_hashed(ts, &obs, hashes));

@@ -114,19 +114,20 @@ impl Stream {
         self.tracker.stats()
     }
 
-    /// The most attempts in flight at one target.
-    pub fn largest_target_in_flight(&self) -> usize {
+    /// The most attempts one target not yet final holds, in flight or ended (what its
+    /// judging will have).
+    pub fn largest_target_held(&self) -> usize {
         let pending = |ip: &IpAddr| match self.starts {
-            Some((at, n)) if at == *ip => n,
+            Some((at, n)) if at == *ip => n as usize,
             _ => 0,
         };
         let counted = self
             .targets
             .iter()
-            .map(|(ip, t)| t.in_flight + pending(ip))
+            .map(|(ip, t)| t.in_flight as usize + t.done.len() + pending(ip))
             .max()
             .unwrap_or(0);
-        counted.max(self.starts.map_or(0, |(_, n)| n)) as usize
+        counted.max(self.starts.map_or(0, |(_, n)| n as usize))
     }
 
     /// Attempts in flight.
@@ -337,22 +338,27 @@ mod tests {
     }
 
     #[test]
-    fn the_largest_target_in_flight_counts_starts_not_yet_counted() {
+    fn the_largest_target_held_counts_ended_attempts_and_starts_not_yet_counted() {
         let mut s = Stream::new(Timeouts::default());
-        assert_eq!(s.largest_target_in_flight(), 0);
+        assert_eq!(s.largest_target_held(), 0);
         for port in 1..=30 {
             closed_port(&mut s, 1, "198.18.2.1", port);
         }
         for port in 1..=20 {
             closed_port(&mut s, 2, "198.18.2.2", port);
         }
-        assert_eq!(s.largest_target_in_flight(), 30);
+        assert_eq!(s.largest_target_held(), 30);
         // A run of starts at the first target again, not yet counted into it.
         for port in 31..=45 {
             closed_port(&mut s, 3, "198.18.2.1", port);
         }
-        assert_eq!(s.largest_target_in_flight(), 45);
+        assert_eq!(s.largest_target_held(), 45);
         assert_eq!(s.in_flight(), 65);
+        // A second later the first target's attempts have ended (closed 0.5 s ago), but
+        // its target is not final while a new one of its attempts is in flight.
+        closed_port(&mut s, 1_000, "198.18.2.1", 46);
+        assert_eq!(s.in_flight(), 1);
+        assert_eq!(s.largest_target_held(), 46);
     }
 
     #[test]
