@@ -150,7 +150,7 @@ impl<'s> Run<'s> {
             return;
         }
         // (One verdict per port at most; a live scan never has a spare.)
-        let out = self.spare_for(attempts.len().min(65_536));
+        let out = self.spare_for(attempts.len().min(crate::replay::PORTS));
         let mut verdicts = judge_target_into(ip, attempts, live, out);
         if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
             for c in live.calibration.iter().filter(|c| c.ip() == ip) {

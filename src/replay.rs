@@ -163,55 +163,21 @@ pub fn replay_with(
         let read_all = AtomicBool::new(false);
         std::thread::scope(|s| {
             // Each batch goes with how many pure SYNs the files held up to its end.
-            let (tx, rx) = crossbeam_channel::bounded::<(Vec<Decoded1>, u64)>(4);
-            let (recycle, empties) = crossbeam_channel::bounded::<Vec<Decoded1>>(6);
+            let (tx, rx) = crossbeam_channel::bounded::<(Vec<Observed>, u64)>(4);
+            let (recycle, empties) = crossbeam_channel::bounded::<Vec<Observed>>(6);
             // Once the files are read, the decoding thread maps the memory for the
             // largest target's verdicts while this one matches what is queued: the size
             // goes one way (Stream::largest_target_held), the memory the other.
             let (want_tx, want_rx) = crossbeam_channel::bounded::<(usize, u64)>(1);
-            let read_all = &read_all;
+            let queue = Queue {
+                tx,
+                empties,
+                read_all: &read_all,
+                want_rx,
+            };
             let decoder = std::thread::Builder::new()
                 .name("decode".into())
-                .spawn_scoped(s, move || {
-                    let mut batch = Vec::with_capacity(BATCH);
-                    let mut syns = 0u64;
-                    let decoded = decode_files(readers, filter, stop, |ts, obs| {
-                        // The tracker's hashes too: this thread has time to spare, the
-                        // matching one has not.
-                        let hashes = KeyHashes::of(&obs);
-                        if let Observation::Tcp(seg) = &obs
-                            && seg.flags.is_syn_only()
-                        {
-                            syns += 1;
-                        }
-                        batch.push((ts, obs, hashes));
-                        if batch.len() < BATCH {
-                            return true;
-                        }
-                        let next = empties
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
-                        tx.send((std::mem::replace(&mut batch, next), syns)).is_ok()
-                    });
-                    if !batch.is_empty() {
-                        let _ = tx.send((batch, syns));
-                    }
-                    drop(tx);
-                    read_all.store(true, Ordering::Release);
-                    // The most attempts a target not yet final holds, and as many more
-                    // as there are SYNs still queued (a target has one verdict per port
-                    // at most).
-                    let spare = want_rx
-                        .recv()
-                        .ok()
-                        .map(|(largest, syns_matched)| {
-                            let queued = syns.saturating_sub(syns_matched);
-                            (largest as u64 + queued).min(PORTS) as usize
-                        })
-                        .filter(|&n| n >= SPARE_FROM)
-                        .map(mapped_verdicts);
-                    (decoded, spare)
-                })?;
+                .spawn_scoped(s, move || decode_ahead(readers, filter, stop, queue))?;
             let mut stopped_here = false;
             let mut want_tx = Some(want_tx);
             let mut syns_matched = 0;
@@ -275,12 +241,77 @@ pub fn replay_with(
     run.end(stats, elapsed, 0, interrupted)
 }
 
-/// Targets with fewer attempts in flight at the end get no memory mapped ahead: their
-/// verdicts are few, and judged on one thread.
+/// The decoding thread's side of a replay of files: what it sends and gets.
+struct Queue<'a> {
+    /// Batches, each with how many pure SYNs the files held up to its end.
+    tx: crossbeam_channel::Sender<(Vec<Observed>, u64)>,
+    /// Batches the matching thread is done with, to fill again.
+    empties: crossbeam_channel::Receiver<Vec<Observed>>,
+    /// Set once the files are read.
+    read_all: &'a AtomicBool,
+    /// Then: the most attempts a target not yet final holds, and the pure SYNs matched.
+    want_rx: crossbeam_channel::Receiver<(usize, u64)>,
+}
+
+/// Reads and decodes the files into batches for the matching thread, with each
+/// observation's table hashes (this thread has time to spare, the matching one has
+/// not). Once the files are read, it maps the memory for the largest target's verdicts
+/// while the matching thread works through what is queued.
+fn decode_ahead(
+    readers: Vec<CaptureReader>,
+    filter: Option<Filter>,
+    stop: &AtomicBool,
+    queue: Queue<'_>,
+) -> (Decoded, Option<Vec<PortVerdict>>) {
+    let Queue {
+        tx,
+        empties,
+        read_all,
+        want_rx,
+    } = queue;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut syns = 0u64;
+    let decoded = decode_files(readers, filter, stop, |ts, obs| {
+        let hashes = KeyHashes::of(&obs);
+        if let Observation::Tcp(seg) = &obs
+            && seg.flags.is_syn_only()
+        {
+            syns += 1;
+        }
+        batch.push((ts, obs, hashes));
+        if batch.len() < BATCH {
+            return true;
+        }
+        let next = empties
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        tx.send((std::mem::replace(&mut batch, next), syns)).is_ok()
+    });
+    if !batch.is_empty() {
+        let _ = tx.send((batch, syns));
+    }
+    drop(tx);
+    read_all.store(true, Ordering::Release);
+    // The most attempts a target not yet final holds, and as many more as there are SYNs
+    // still queued (a target has one verdict per port at most).
+    let spare = want_rx
+        .recv()
+        .ok()
+        .map(|(largest, syns_matched)| {
+            let queued = syns.saturating_sub(syns_matched);
+            (largest as u64 + queued).min(PORTS as u64) as usize
+        })
+        .filter(|&n| n >= SPARE_FROM)
+        .map(mapped_verdicts);
+    (decoded, spare)
+}
+
+/// Targets holding fewer attempts when the files are read get no memory mapped ahead:
+/// their verdicts are few, and judged on one thread.
 const SPARE_FROM: usize = 4096;
 
 /// The most verdicts one target has: one per port.
-const PORTS: u64 = 65_536;
+pub(crate) const PORTS: usize = u16::MAX as usize + 1;
 
 /// Memory for `n` verdicts, empty, with its pages mapped now (a zeroed element written in
 /// each page) rather than while the verdicts are written: for a full-range target, 11 MB
@@ -296,7 +327,7 @@ fn mapped_verdicts(n: usize) -> Vec<PortVerdict> {
 }
 
 /// An observation as the decoding thread hands it over.
-type Decoded1 = (Timestamp, Observation, KeyHashes);
+type Observed = (Timestamp, Observation, KeyHashes);
 
 /// Observations per batch from the decoding thread.
 const BATCH: usize = 4096;
