@@ -427,8 +427,7 @@ impl Tracker {
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| !a.is_vacant() && a.key.target.ip() == ip)
-                .map(|(i, a)| (i as u32, a))
-                .map(|(i, a)| (i, a.serial))
+                .map(|(i, a)| (i as u32, a.serial))
                 .collect(),
         };
         if found.len() == self.live && found.iter().all(|&(s, n)| self.get(s, n).is_some()) {
