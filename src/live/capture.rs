@@ -27,7 +27,16 @@ use synack_core::decode::{Observation, decode};
 use synack_core::frame::{Frame, LinkType, Timestamp};
 
 /// Observations sent to the correlator at once.
-pub type Batch = Vec<(Timestamp, Observation)>;
+pub struct Batch {
+    /// Which capture sent it (its place among the run's captures).
+    pub capture: usize,
+    pub frames: Vec<(Timestamp, Observation)>,
+    /// The socket's queue was found empty at this instant, after these frames were read:
+    /// every frame the kernel had queued for this capture by then is in this batch or an
+    /// earlier one. (A packet reaches the capture socket before the TCP stack sees it, so
+    /// the answer that ended a connect() is in by any instant after connect() returned.)
+    pub drained: Option<Instant>,
+}
 
 /// Where `-w` frames go: one pcap for all interfaces (they share a link type).
 pub type SharedWriter = Arc<Mutex<PcapWriter<std::io::BufWriter<std::fs::File>>>>;
@@ -40,6 +49,9 @@ const FRAME_MAX: usize = 65536 + 64;
 /// far more than a nap's worth of packets.
 const NAP: Duration = Duration::from_micros(500);
 const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// While the queue stays empty, how often the correlator is told so anyway (it may be
+/// waiting for a target's answers to be read).
+const DRAINED_EVERY: Duration = Duration::from_millis(2);
 /// After the stop signal, the queue is drained at most this long.
 const DRAIN_LIMIT: Duration = Duration::from_millis(500);
 
@@ -128,6 +140,7 @@ impl OpenCapture {
     /// Starts the thread that reads, decodes and batches the frames.
     pub fn start(
         self,
+        index: usize,
         tx: Sender<Batch>,
         stop: Arc<AtomicBool>,
         writer: Option<SharedWriter>,
@@ -140,7 +153,7 @@ impl OpenCapture {
         } = self;
         let thread = std::thread::Builder::new()
             .name(format!("capture-{interface}"))
-            .spawn(move || capture_loop(rx, link, fd, tx, stop, writer))?;
+            .spawn(move || capture_loop(rx, link, fd, (index, tx), stop, writer))?;
         Ok(Capture {
             interface,
             link,
@@ -163,12 +176,20 @@ fn capture_loop(
     rx: Box<dyn pnet_datalink::DataLinkReceiver>,
     link: LinkType,
     fd: RawFd,
-    tx: Sender<Batch>,
+    (capture, tx): (usize, Sender<Batch>),
     stop: Arc<AtomicBool>,
     writer: Option<SharedWriter>,
 ) -> CaptureStats {
     let mut stats = CaptureStats::default();
-    let mut batch: Batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |frames, drained| {
+        tx.send(Batch {
+            capture,
+            frames,
+            drained,
+        })
+        .is_ok()
+    };
     let mut last_flush = Instant::now();
     let mut stop_seen: Option<Instant> = None;
     // pnet bound the socket and owns the descriptor (its receiver closes it when dropped,
@@ -181,11 +202,12 @@ fn capture_loop(
                 if stop.load(Ordering::Acquire) {
                     break;
                 }
-                if !batch.is_empty() {
-                    if tx.send(std::mem::take(&mut batch)).is_err() {
+                let now = Instant::now();
+                if !batch.is_empty() || now.duration_since(last_flush) >= DRAINED_EVERY {
+                    if !send(std::mem::take(&mut batch), Some(now)) {
                         break;
                     }
-                    last_flush = Instant::now();
+                    last_flush = now;
                 }
                 std::thread::sleep(NAP);
             }
@@ -218,7 +240,7 @@ fn capture_loop(
             Err(_) => break,
         }
         if batch.len() >= BATCH || (!batch.is_empty() && last_flush.elapsed() >= FLUSH_EVERY) {
-            if tx.send(std::mem::take(&mut batch)).is_err() {
+            if !send(std::mem::take(&mut batch), None) {
                 break;
             }
             batch.reserve(BATCH);
@@ -232,7 +254,7 @@ fn capture_loop(
         }
     }
     if !batch.is_empty() {
-        let _ = tx.send(batch);
+        send(batch, None);
     }
     if let Ok((_, drops)) = sys::packet_stats(fd) {
         stats.drops += drops;

@@ -27,10 +27,6 @@ use synack_core::exchange::{Attempt, Dir, MAX_ATTEMPTS, TracePacket, Tracker, Tr
 use synack_core::frame::Timestamp;
 use synack_core::verdict::{Baseline, ConnectOutcome, LiveFacts, Records};
 
-/// How long after a target's last port is decided the correlator waits for that port's
-/// packets to be read from the capture before judging it.
-const SETTLE: Duration = Duration::from_millis(20);
-
 /// Ports never scanned by default and rarely used, tried in order as calibration probes.
 const CALIBRATION_PORTS: [u16; 4] = [47291, 51793, 60011, 38919];
 
@@ -64,6 +60,26 @@ fn concerns(obs: &synack_core::decode::Observation, scope: &FxHashSet<IpAddr>) -
         Observation::Tcp(t) => scope.contains(&t.ip.dst) || scope.contains(&t.ip.src),
         Observation::Icmp(e) => scope.contains(&e.quoted.dst),
         Observation::Ping(p) => scope.contains(&p.ip.dst) || scope.contains(&p.ip.src),
+    }
+}
+
+/// A target whose ports are all decided, waiting for its packets before it is judged.
+struct Settling {
+    ip: IpAddr,
+    /// When its last port was decided (after that port's connect() returned).
+    decided: Instant,
+    /// Every port was answered: judged as soon as the captures have read past `decided`.
+    until_read: bool,
+    /// Judged by then whatever the captures have read: the grace for late answers.
+    due: Instant,
+}
+
+impl Settling {
+    /// Whether it can be judged at `now`, the captures having read every frame they had
+    /// by `read_to`.
+    fn ready(&self, now: Instant, read_to: Option<Instant>) -> bool {
+        let read = self.until_read && read_to.is_some_and(|r| r >= self.decided);
+        read || now >= self.due
     }
 }
 
@@ -109,8 +125,8 @@ struct Correlator<'r, 's> {
     targets: FxHashMap<IpAddr, TargetState>,
     /// Targets in the order given.
     order: &'r [IpAddr],
-    /// (when its packets are in, target) for targets whose ports are all decided.
-    settling: VecDeque<(Instant, IpAddr)>,
+    /// Targets whose ports are all decided, in that order, waiting for their packets.
+    settling: VecDeque<Settling>,
     /// Targets held for calibration, in order.
     held: Vec<IpAddr>,
     scope: FxHashSet<IpAddr>,
@@ -161,11 +177,23 @@ impl Correlator<'_, '_> {
                     }
                     st.ports_left = st.ports_left.saturating_sub(1);
                     let done = st.ports_left == 0;
-                    let wait = if st.all_answered { SETTLE } else { late };
+                    let all_answered = st.all_answered;
                     self.progress.ports_done += 1;
                     if done {
-                        self.settling
-                            .push_back((Instant::now() + wait, target.ip()));
+                        let now = Instant::now();
+                        self.settling.push_back(Settling {
+                            ip: target.ip(),
+                            decided: now,
+                            // Answered: in once the capture has read past this instant
+                            // (at the latest after the grace, should it lag that far).
+                            // Not: late answers may still come, for the grace.
+                            until_read: all_answered && self.captured,
+                            due: if all_answered && !self.captured {
+                                now
+                            } else {
+                                now + late
+                            },
+                        });
                     }
                 }
             }
@@ -226,12 +254,20 @@ impl Correlator<'_, '_> {
         }
     }
 
-    /// Judges and writes each settled target (or holds it for calibration).
-    fn advance(&mut self, now: Instant, cal_port: Option<u16>, calibrating: bool) {
-        while let Some(&(due, ip)) = self.settling.front() {
-            if due > now {
+    /// Judges and writes each settled target (or holds it for calibration). `read_to`:
+    /// every frame the captures had by that instant has been read (None: not yet known).
+    fn advance(
+        &mut self,
+        now: Instant,
+        read_to: Option<Instant>,
+        cal_port: Option<u16>,
+        calibrating: bool,
+    ) {
+        while let Some(s) = self.settling.front() {
+            if !s.ready(now, read_to) {
                 break;
             }
+            let ip = s.ip;
             self.settling.pop_front();
             let needs = !calibrating
                 && cal_port.is_some()
@@ -316,7 +352,7 @@ impl Correlator<'_, '_> {
 pub(super) fn correlate(
     running: &Running<'_>,
     probers: (ProberHandles, crossbeam_channel::Receiver<Vec<ProbeEvent>>),
-    cap_rx: crossbeam_channel::Receiver<capture::Batch>,
+    (cap_rx, capturing): (crossbeam_channel::Receiver<capture::Batch>, usize),
     run: &mut Run<'_>,
     captured: bool,
     hooks: &mut dyn ScanHooks,
@@ -372,6 +408,8 @@ pub(super) fn correlate(
     // Selecting on a closed channel returns at once: wait on one that never delivers
     // instead once a source is gone.
     let no_capture = crossbeam_channel::never::<capture::Batch>();
+    // When each capture last found its socket's queue empty.
+    let mut drained: Vec<Option<Instant>> = vec![None; capturing];
     let no_events = crossbeam_channel::never::<Vec<ProbeEvent>>();
     loop {
         select! {
@@ -392,7 +430,12 @@ pub(super) fn correlate(
             },
             recv(if captures_open { &cap_rx } else { &no_capture }) -> batch => match batch {
                 Ok(batch) => {
-                    for (ts, obs) in &batch {
+                    if let Some(at) = batch.drained
+                        && let Some(d) = drained.get_mut(batch.capture)
+                    {
+                        *d = Some(at);
+                    }
+                    for (ts, obs) in &batch.frames {
                         if let Observation::Ping(p) = obs {
                             c.ping(*ts, p);
                         } else {
@@ -410,7 +453,14 @@ pub(super) fn correlate(
             default(Duration::from_millis(10)) => {}
         }
         let now = Instant::now();
-        c.advance(now, cal_port, calibrating);
+        // Read up to the instant the slowest capture last found its queue empty; once
+        // the captures are closed, everything.
+        let read_to = if captures_open {
+            drained.iter().copied().min().flatten()
+        } else {
+            Some(now)
+        };
+        c.advance(now, read_to, cal_port, calibrating);
         let interrupted = stop.load(Ordering::Relaxed);
         if ev_rx.is_none() && interrupted {
             probing_done = true;
@@ -477,4 +527,44 @@ pub(super) fn correlate(
         ));
     }
     Ok(c.tracker.stats())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A target is judged once the captures have read past the moment its last port was
+    /// decided (its answers are in by then), or at its grace's end whatever they read; a
+    /// target with an unanswered port waits for the grace, for late answers.
+    #[test]
+    fn a_target_settles_once_its_answers_are_read_or_its_grace_is_over() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let answered = Settling {
+            ip: IpAddr::from([198, 18, 2, 1]),
+            decided: ms(10),
+            until_read: true,
+            due: ms(260),
+        };
+        assert!(!answered.ready(ms(11), None), "nothing known read");
+        assert!(
+            !answered.ready(ms(11), Some(ms(9))),
+            "read to before it was decided"
+        );
+        assert!(answered.ready(ms(12), Some(ms(10))));
+        assert!(answered.ready(ms(30), Some(ms(25))));
+        assert!(
+            answered.ready(ms(260), None),
+            "a capture lagging past the grace"
+        );
+        let unanswered = Settling {
+            until_read: false,
+            ..answered
+        };
+        assert!(
+            !unanswered.ready(ms(30), Some(ms(25))),
+            "late answers may come"
+        );
+        assert!(unanswered.ready(ms(260), Some(ms(25))));
+    }
 }

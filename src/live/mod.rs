@@ -355,6 +355,7 @@ impl Prepared {
         let (cap_tx, cap_rx) = unbounded::<capture::Batch>();
         let captures = start_captures(captures, &cap_tx, &capture_stop, &writer)?;
         drop(cap_tx);
+        let capturing = captures.len();
         let mut cfg = opts.probe.clone();
         cfg.targets = addrs.clone();
         // At most four groups' worth of pairs not yet judged, and never less than two
@@ -382,7 +383,14 @@ impl Prepared {
             capture_stop: &capture_stop,
             pace: &pace,
         };
-        let stats = correlate(&running, probers, cap_rx, &mut run, captured, hooks)?;
+        let stats = correlate(
+            &running,
+            probers,
+            (cap_rx, capturing),
+            &mut run,
+            captured,
+            hooks,
+        )?;
         let drops = stop_captures(captures, writer, &mut run);
         let interrupted = stop.load(Ordering::Relaxed);
         run.end(stats, began.elapsed(), drops, interrupted)
@@ -397,9 +405,9 @@ fn start_captures(
     writer: &Option<SharedWriter>,
 ) -> Result<Vec<Capture>, ScanError> {
     let mut captures = Vec::with_capacity(open.len());
-    for c in open {
+    for (i, c) in open.into_iter().enumerate() {
         let name = c.interface.clone();
-        match c.start(tx.clone(), capture_stop.clone(), writer.clone()) {
+        match c.start(i, tx.clone(), capture_stop.clone(), writer.clone()) {
             Ok(c) => captures.push(c),
             Err(e) => {
                 capture_stop.store(true, Ordering::Release);
