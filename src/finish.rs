@@ -31,6 +31,9 @@ pub struct Run<'s> {
     spare: Option<Vec<PortVerdict>>,
 }
 
+/// The most verdicts one target has: one per port.
+pub(crate) const PORTS: usize = u16::MAX as usize + 1;
+
 /// Frees a large target's verdicts on a thread of its own. A full-range target is 65,535
 /// verdicts with a trace and evidence each: 131,000 heap blocks whose freeing cost the
 /// thread that writes the output 5 ms of a 64 ms replay. The thread starts with the first
@@ -150,7 +153,7 @@ impl<'s> Run<'s> {
             return;
         }
         // (One verdict per port at most; a live scan never has a spare.)
-        let out = self.spare_for(attempts.len().min(crate::replay::PORTS));
+        let out = self.spare_for(attempts.len().min(PORTS));
         let mut verdicts = judge_target_into(ip, attempts, live, out);
         if let Some(live) = live.filter(|l| !l.calibration.is_empty()) {
             for c in live.calibration.iter().filter(|c| c.ip() == ip) {

@@ -19,7 +19,7 @@ use synack_core::stream::{FinalTarget, Stream, Timeouts};
 use synack_core::verdict::PortVerdict;
 
 use crate::filter::Filter;
-use crate::finish::Run;
+use crate::finish::{PORTS, Run};
 use crate::report::{Collect, RunSummary, ScanReport, Sink};
 
 /// Opens every file first: an unreadable file start is an error (exit 2) before any
@@ -309,9 +309,6 @@ fn decode_ahead(
 /// Targets holding fewer attempts when the files are read get no memory mapped ahead:
 /// their verdicts are few, and judged on one thread.
 const SPARE_FROM: usize = 4096;
-
-/// The most verdicts one target has: one per port.
-pub(crate) const PORTS: usize = u16::MAX as usize + 1;
 
 /// Memory for `n` verdicts, empty, with its pages mapped now (a zeroed element written in
 /// each page) rather than while the verdicts are written: for a full-range target, 11 MB
