@@ -163,6 +163,34 @@ fn read_expected(name: &str, suffix: &str) -> Result<String, String> {
     })
 }
 
+/// Replays fixture `name` with `flags` (split at spaces) and compares the output with its
+/// `suffix` file; returns the output, or None when the replay failed. What differs goes
+/// to `problems`.
+fn check_text_view(
+    dir: &Path,
+    name: &str,
+    flags: &str,
+    suffix: &str,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let args: Vec<&str> = std::iter::once(name).chain(flags.split(' ')).collect();
+    let out = replay_in(dir, &args);
+    if !out.status.success() {
+        problems.push(format!(
+            "{flags} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        return None;
+    }
+    let actual = String::from_utf8_lossy(&out.stdout).into_owned();
+    match read_expected(name, suffix) {
+        Ok(expected) => problems.extend(text_difference(&expected, &actual)),
+        Err(e) => problems.push(e),
+    }
+    Some(actual)
+}
+
 /// Everything wrong with one fixture's replay; empty when it matches.
 fn check_fixture(name: &str) -> Vec<String> {
     let dir = fixtures_dir();
@@ -185,72 +213,40 @@ fn check_fixture(name: &str) -> Vec<String> {
         Err(e) => problems.push(e),
     }
 
-    let out = replay_in(&dir, &[name, "--ascii"]);
-    if !out.status.success() {
-        problems.push(format!(
-            "--ascii exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    if check_text_view(&dir, name, "--ascii", ".expected.txt", &mut problems).is_none() {
         return problems;
-    }
-    match read_expected(name, ".expected.txt") {
-        Ok(expected) => {
-            let actual = String::from_utf8_lossy(&out.stdout);
-            problems.extend(text_difference(&expected, &actual));
-        }
-        Err(e) => problems.push(e),
     }
 
     // The teaching views: ladder diagrams and explanations (plain ASCII, as piped).
-    let out = replay_in(&dir, &[name, "--ladder", "--explain"]);
-    if !out.status.success() {
-        problems.push(format!(
-            "--ladder --explain exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+    let Some(ladder) = check_text_view(
+        &dir,
+        name,
+        "--ladder --explain",
+        ".expected.ladder.txt",
+        &mut problems,
+    ) else {
         return problems;
-    }
-    match read_expected(name, ".expected.ladder.txt") {
-        Ok(expected) => {
-            let actual = String::from_utf8_lossy(&out.stdout);
-            problems.extend(text_difference(&expected, &actual));
-            // Diagram lines: the header, the time column, the lifelines.
-            let is_ladder = |l: &str| {
-                let t = l.trim_start();
-                l.starts_with("scanner ")
-                    || t.starts_with('+')
-                    || t.starts_with('|')
-                    || t.starts_with(':')
-            };
-            if let Some(line) = actual
-                .lines()
-                .find(|l| is_ladder(l) && l.chars().count() > 80)
-            {
-                problems.push(format!("a ladder line is wider than 80 columns: {line:?}"));
-            }
-        }
-        Err(e) => problems.push(e),
+    };
+    // Diagram lines: the header, the time column, the lifelines.
+    let is_ladder = |l: &str| {
+        let t = l.trim_start();
+        l.starts_with("scanner ") || t.starts_with('+') || t.starts_with('|') || t.starts_with(':')
+    };
+    if let Some(line) = ladder
+        .lines()
+        .find(|l| is_ladder(l) && l.chars().count() > 80)
+    {
+        problems.push(format!("a ladder line is wider than 80 columns: {line:?}"));
     }
 
     // The connection view (Zeek's conn.log): one row per attempt.
-    let out = replay_in(&dir, &[name, "--connections", "--ascii"]);
-    if !out.status.success() {
-        problems.push(format!(
-            "--connections exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-        return problems;
-    }
-    match read_expected(name, ".expected.connections.txt") {
-        Ok(expected) => {
-            let actual = String::from_utf8_lossy(&out.stdout);
-            problems.extend(text_difference(&expected, &actual));
-        }
-        Err(e) => problems.push(e),
-    }
+    check_text_view(
+        &dir,
+        name,
+        "--connections --ascii",
+        ".expected.connections.txt",
+        &mut problems,
+    );
     problems
 }
 

@@ -271,18 +271,25 @@ fn a_later_answer_beats_an_earlier_silence() {
     assert_eq!(v.trace.len(), 3);
 }
 
-/// A capture that shows ICMP rate limiting (a port silent at first, then answered with a
-/// port-unreachable) gives its silent ports the "may be a REJECT" note, as the live scan
-/// did; a capture of DROPs alone (retried, never answered) makes no such claim.
-#[test]
-fn a_capture_shows_rate_limiting_and_silent_ports_say_they_may_be_rejects() {
-    let mut lab = Lab::new();
+/// Ports of TARGET as a rate-limiting REJECT leaves them: 1000 answered with a
+/// port-unreachable; 1001 silent, then answered when tried again 1.5 s later; 1002
+/// silent, tried once.
+fn rate_limited_ports(lab: &mut Lab) {
     lab.syn(0, 41000, 1000, AF11);
     lab.icmp(1, TARGET, 41000, 1000, 3);
     lab.syn(2, 41001, 1001, AF11);
     lab.syn(3, 41002, 1002, AF11);
     lab.syn(1500, 41003, 1001, AF11);
     lab.icmp(1501, TARGET, 41003, 1001, 3);
+}
+
+/// A capture that shows ICMP rate limiting (a port silent at first, then answered with a
+/// port-unreachable) gives its silent ports the "may be a REJECT" note, as the live scan
+/// did; a capture of DROPs alone (retried, never answered) makes no such claim.
+#[test]
+fn a_capture_shows_rate_limiting_and_silent_ports_say_they_may_be_rejects() {
+    let mut lab = Lab::new();
+    rate_limited_ports(&mut lab);
     let vs = lab.verdicts();
     assert_eq!(port(&vs, 1001).reason, Reason::Icmp(icmp_port_unreach()));
     let silent = port(&vs, 1002);
@@ -313,12 +320,7 @@ fn rate_limiting_shows_on_the_second_of_two_targets() {
         let rst = TcpSpec::new(port, 30_000 + port, RA).ack(seq + 1);
         lab.feed(0, tcp_v4(first, SCANNER, rst).ttl(63).raw());
     }
-    lab.syn(0, 41000, 1000, AF11);
-    lab.icmp(1, TARGET, 41000, 1000, 3);
-    lab.syn(2, 41001, 1001, AF11);
-    lab.syn(3, 41002, 1002, AF11);
-    lab.syn(1500, 41003, 1001, AF11);
-    lab.icmp(1501, TARGET, 41003, 1001, 3);
+    rate_limited_ports(&mut lab);
     let vs = lab.verdicts();
     assert_eq!(vs.len(), 6);
     assert_eq!(port(&vs, 1002).note, Some(Note::MaybeSuppressedReject));
