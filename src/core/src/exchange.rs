@@ -268,11 +268,13 @@ pub struct TrackerStats {
 
 /// The tracker's hashes of an observation's 4-tuple, as sent (`fwd`) and reversed
 /// (`rev`); for an ICMP error, of the quoted 4-tuple. Pure, so a replay computes them on
-/// its decoding thread, while the matching thread is busy with the previous batch.
+/// its decoding thread, while the matching thread is busy with the previous batch. A pure
+/// SYN's reversed hash is left for the tracker to compute in the rare case it needs it
+/// (the SYN opens no attempt).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KeyHashes {
     fwd: u32,
-    rev: u32,
+    rev: Option<u32>,
 }
 
 impl KeyHashes {
@@ -288,9 +290,11 @@ impl KeyHashes {
                         scanner: src,
                         target: dst,
                     }),
-                    rev: Tracker::hash(&FlowKey {
-                        scanner: dst,
-                        target: src,
+                    rev: (!seg.flags.is_syn_only()).then(|| {
+                        Tracker::hash(&FlowKey {
+                            scanner: dst,
+                            target: src,
+                        })
                     }),
                 }
             }
@@ -301,7 +305,7 @@ impl KeyHashes {
                         scanner: SocketAddr::new(q.src, q.sport),
                         target: SocketAddr::new(q.dst, q.dport),
                     }),
-                    rev: 0,
+                    rev: None,
                 }
             }
             Observation::Ping(_) => KeyHashes::default(),
@@ -761,7 +765,8 @@ impl Tracker {
         let r = if syn_only && (f.is_some() || accept) {
             None
         } else {
-            self.find_hashed(&rev, hashes.rev)
+            let h = hashes.rev.unwrap_or_else(|| Self::hash(&rev));
+            self.find_hashed(&rev, h)
         };
         let (idx, dir) = match (f, r) {
             (Some(f), Some(r)) if !syn_only && serial_of(self, r) > serial_of(self, f) => {
